@@ -47,6 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--end-e", type=float, default=0.05)
     p.add_argument("--exploration-fraction", type=float, default=0.2, help="fraction of the run epsilon decays over")
     p.add_argument("--hidden-dim", type=int, default=128)
+    p.add_argument("--layer-norm", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--loss", choices=["mse", "huber"], default="mse")
     p.add_argument("--max-grad-norm", type=float, default=10.0)
     p.add_argument("--eval-episodes", type=int, default=10)
@@ -117,11 +118,12 @@ def make_envs(args, run_name):
 class QNetwork(nn.Module):
     """Q(s, ·; θ): one forward pass gives the value of every action (Lecture 03, SimpleDQN)."""
 
-    def __init__(self, obs_dim, n_actions, hidden_dim):
+    def __init__(self, obs_dim, n_actions, hidden_dim, layer_norm=False):
         super().__init__()
+        norm = (lambda: nn.LayerNorm(hidden_dim)) if layer_norm else nn.Identity
         self.net = nn.Sequential(
-            nn.Linear(obs_dim, hidden_dim), nn.ReLU(),
-            nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
+            nn.Linear(obs_dim, hidden_dim), norm(), nn.ReLU(),
+            nn.Linear(hidden_dim, hidden_dim), norm(), nn.ReLU(),
             nn.Linear(hidden_dim, n_actions),
         )
 
@@ -164,10 +166,21 @@ def linear_schedule(start_e, end_e, duration, t):
 
 
 # ----------------------------------------------------------------------------------------- training
+def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
+    """TD target of Mnih et al. 2015, Eq. (2): y = r + γ max_a' Q(s', a'; θ⁻), or y = r when s' is terminal.
+
+    Only termination zeroes the bootstrap term. A time-limit truncation was stored with terminated = 0:
+    the pole was still up, so the return would have gone on and the target must bootstrap.
+    """
+    with torch.no_grad():
+        next_q_max = target_network(next_obs).max(dim=1).values
+    return rewards + gamma * (1 - terminated) * next_q_max
+
+
 def train(args, envs, q_network, device, run_dir, logs):
     rng = np.random.default_rng(args.seed)
     n_actions = envs.single_action_space.n
-    target_network = QNetwork(q_network.net[0].in_features, n_actions, args.hidden_dim).to(device)
+    target_network = QNetwork(q_network.net[0].in_features, n_actions, args.hidden_dim, args.layer_norm).to(device)
     target_network.load_state_dict(q_network.state_dict())
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps)
     rb = ReplayBuffer(args.buffer_size, envs.single_observation_space.shape[0], rng)
@@ -216,11 +229,7 @@ def train(args, envs, q_network, device, run_dir, logs):
                 if args.anneal_lr:
                     optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - global_step / args.total_timesteps)
                 obs_b, actions_b, rewards_b, next_obs_b, terminated_b = rb.sample(args.batch_size, device)
-                with torch.no_grad():
-                    # TD target, Mnih et al. 2015 Eq. (2): y = r + γ (1 - terminated) max_a' Q(s', a'; θ⁻).
-                    # Termination zeroes the bootstrap term; truncation was stored as not terminated.
-                    next_q_max = target_network(next_obs_b).max(dim=1).values
-                    td_target = rewards_b + args.gamma * (1 - terminated_b) * next_q_max
+                td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, args.gamma)
                 q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
                 loss = loss_fn(q_taken, td_target)  # Eq. (3): (y - Q(s, a; θ))², or Huber with --loss huber
                 if not torch.isfinite(loss):
@@ -326,7 +335,8 @@ def main(argv=None):
         torch.set_num_threads(1)  # a 128-wide MLP is too small to gain from more threads (benchmarks/)
 
     envs = make_envs(args, run_name)
-    q_network = QNetwork(envs.single_observation_space.shape[0], envs.single_action_space.n, args.hidden_dim).to(device)
+    q_network = QNetwork(envs.single_observation_space.shape[0], envs.single_action_space.n, args.hidden_dim,
+                         args.layer_norm).to(device)
     if args.eval_model:
         load_model(q_network, args.eval_model)
         returns = evaluate(q_network, args.env_id, args.eval_episodes, args.seed, device)

@@ -1,0 +1,225 @@
+"""Tests for every script in the collection: `pytest test_scripts.py` (the whole suite stays under 10 minutes).
+
+Scripts run as subprocesses (end to end, exit codes, files written) or are imported from their path
+(unit tests of their parts). Runs write runs/ under a temporary directory, never into the repository.
+"""
+import csv
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+
+
+def load_script(name):
+    """Import a script from its path (the scripts are not a package: none imports another)."""
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), ROOT / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name, *args, cwd, timeout=300):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, str(ROOT / name), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result):
+    """Bad input: exit code 2, exactly one line on stderr that starts with 'error:', and no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def only_run_dir(cwd):
+    (run_dir,) = (Path(cwd) / "runs").iterdir()
+    return run_dir
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ---- dqn_cartpole.py ----
+import torch  # noqa: E402  (only the DQN sections need it)
+
+TINY = ["--total-timesteps", 600, "--learning-starts", 200, "--buffer-size", 1000, "--batch-size", 32,
+        "--target-network-frequency", 50, "--eval-episodes", 2]
+
+
+@pytest.fixture(scope="module")
+def dqn():
+    return load_script("dqn_cartpole.py")
+
+
+def test_td_target_bootstraps_on_truncation_not_on_termination(dqn):
+    target_network = dqn.QNetwork(4, 2, 8)
+    next_obs = torch.randn(3, 4)
+    with torch.no_grad():
+        next_q_max = target_network(next_obs).max(dim=1).values
+    rewards = torch.tensor([1.0, 1.0, 0.5])
+    terminated = torch.tensor([1.0, 0.0, 0.0])  # row 0 fell over; row 1 hit the time limit; row 2 goes on
+    td_target = dqn.compute_td_target(target_network, rewards, next_obs, terminated, gamma=0.9)
+    assert td_target[0] == pytest.approx(1.0)  # terminal: y = r, no bootstrap
+    assert td_target[1] == pytest.approx(1.0 + 0.9 * next_q_max[1].item())  # truncated: still bootstraps
+    assert td_target[2] == pytest.approx(0.5 + 0.9 * next_q_max[2].item())
+
+
+def test_loop_stores_terminated_not_truncated_and_never_crosses_an_episode(dqn, tmp_path, monkeypatch):
+    """Run the real loop on CartPole with a 12-step limit and two envs; inspect every stored transition."""
+    import gymnasium as gym
+    gym.register("ShortCartPole-v1", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
+                 max_episode_steps=12)
+    stored, original_add = [], dqn.ReplayBuffer.add
+
+    def recording_add(self, *row):
+        stored.append([np.copy(x) for x in row])
+        original_add(self, *row)
+    monkeypatch.setattr(dqn.ReplayBuffer, "add", recording_add)
+    monkeypatch.chdir(tmp_path)
+    dqn.main(["--env-id", "ShortCartPole-v1", "--num-envs", "2", *map(str, TINY)])
+    assert len(stored) == 600 // 2  # one row per env per step: no extra rows for autoresets
+    truncations = terminations = 0
+    for env_idx in range(2):
+        length = 0
+        for t, (obs, actions, rewards, next_obs, terminated) in enumerate(stored):
+            length += 1
+            o, o2, done = obs[env_idx], next_obs[env_idx], terminated[env_idx]
+            fell = abs(o2[0]) > 2.4 or abs(o2[2]) > 12 * 2 * np.pi / 360
+            assert bool(done) == fell  # terminated means the pole really fell or the cart left the track
+            if t + 1 < len(stored):
+                follows = np.array_equal(stored[t + 1][0][env_idx], o2)
+                ended = done or length == 12
+                assert follows != ended  # s' starts the next row unless the episode ended there
+                if ended:
+                    truncations += (not done)
+                    terminations += bool(done)
+                    length = 0
+    assert truncations > 0 and terminations > 0
+
+
+def test_epsilon_schedule_is_linear_then_flat(dqn):
+    assert dqn.linear_schedule(1.0, 0.05, 1000, 0) == pytest.approx(1.0)
+    assert dqn.linear_schedule(1.0, 0.05, 1000, 500) == pytest.approx(0.525)
+    assert dqn.linear_schedule(1.0, 0.05, 1000, 1000) == pytest.approx(0.05)
+    assert dqn.linear_schedule(1.0, 0.05, 1000, 50_000) == pytest.approx(0.05)
+
+
+def test_replay_buffer_wraps_around_and_samples_only_written_rows(dqn):
+    rb = dqn.ReplayBuffer(5, 1, np.random.default_rng(0))
+    rb.add(np.array([[0.0], [1.0]]), np.array([0, 1]), np.array([0.0, 1.0]), np.array([[10.0], [11.0]]), np.array([0, 1]))
+    assert (rb.size, rb.pos) == (2, 2)
+    obs, *_ = rb.sample(200, "cpu")
+    assert set(obs[:, 0].tolist()) == {0.0, 1.0}  # never the zero-filled rows beyond size
+    for i in range(2, 8):  # 8 rows into 5 slots: rows 0-2 are overwritten by 5-7
+        rb.add(np.array([[float(i)]]), np.array([i % 2]), np.array([float(i)]), np.array([[10.0 + i]]), np.array([0]))
+    assert (rb.size, rb.pos) == (5, 3)
+    assert rb.obs[:, 0].tolist() == [5.0, 6.0, 7.0, 3.0, 4.0]
+    assert rb.next_obs[:, 0].tolist() == [15.0, 16.0, 17.0, 13.0, 14.0]  # rows stay aligned across fields
+    obs, actions, rewards, next_obs, terminated = rb.sample(500, "cpu")
+    assert set(obs[:, 0].tolist()) == {3.0, 4.0, 5.0, 6.0, 7.0}
+    assert torch.equal(next_obs[:, 0], obs[:, 0] + 10) and torch.equal(rewards, obs[:, 0])
+
+
+@pytest.mark.parametrize("flags", [
+    ["--buffer-size", 0], ["--batch-size", -1], ["--learning-rate", 0], ["--total-timesteps", -5],
+    ["--batch-size", 200, "--buffer-size", 100], ["--gamma", 1.5], ["--exploration-fraction", 0],
+    ["--env-id", "NoSuchEnv-v0"], ["--env-id", "Pendulum-v1"], ["--eval-model", "missing.pt"],
+])
+def test_bad_input_is_one_line_and_exit_code_2(flags, tmp_path):
+    assert_one_line_error(run_script("dqn_cartpole.py", *flags, cwd=tmp_path))
+
+
+def test_model_that_does_not_fit_is_refused(dqn, tmp_path):
+    torch.save(dqn.QNetwork(4, 2, 16).state_dict(), tmp_path / "small.pt")
+    (tmp_path / "junk.pt").write_text("not a model")
+    assert_one_line_error(run_script("dqn_cartpole.py", "--eval-model", "small.pt", cwd=tmp_path))
+    assert_one_line_error(run_script("dqn_cartpole.py", "--eval-model", "junk.pt", cwd=tmp_path))
+
+
+def test_smoke_train_save_and_evaluate_saved_model(tmp_path):
+    result = run_script("dqn_cartpole.py", *TINY, "--save-model", "--num-envs", 2, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "SPS" in result.stdout and "ETA" in result.stdout and "eval:" in result.stdout
+    run_dir = only_run_dir(tmp_path)
+    episodes = read_csv(run_dir / "episodes.csv")
+    assert episodes and set(episodes[0]) == {"global_step", "episodic_return", "episodic_length", "epsilon"}
+    assert sum(int(row["episodic_length"]) for row in episodes) <= 600
+    assert read_csv(run_dir / "train.csv")[0].keys() == {"global_step", "loss", "q_values", "sps"}
+    saved_eval = json.loads((run_dir / "eval.json").read_text())
+    assert len(saved_eval["returns"]) == 2
+    again = run_script("dqn_cartpole.py", "--eval-model", run_dir / "dqn_cartpole.pt", "--eval-episodes", 2, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"{saved_eval['mean']:.1f}" in again.stdout  # the same weights and eval seeds give the same score
+
+
+@pytest.mark.parametrize("flags", [
+    ["--tau", 0.05, "--target-network-frequency", 1], ["--loss", "huber", "--no-anneal-lr"],
+    ["--env-id", "Acrobot-v1", "--hidden-dim", 32], ["--cuda", "--no-torch-deterministic"],
+])
+def test_smoke_flag_families(flags, tmp_path):
+    result = run_script("dqn_cartpole.py", *TINY, *flags, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "eval:" in result.stdout
+
+
+def test_capture_video_records_or_says_what_to_install(tmp_path):
+    result = run_script("dqn_cartpole.py", *TINY, "--capture-video", cwd=tmp_path)
+    try:
+        import moviepy, pygame  # noqa: F401, E401
+    except ImportError:
+        assert_one_line_error(result)
+        assert "pip install" in result.stderr
+    else:
+        assert result.returncode == 0 and list((tmp_path / "videos").rglob("*.mp4"))
+
+
+def test_same_seed_gives_same_episode_returns(tmp_path):
+    returns = []
+    for name in ["a", "b"]:
+        (tmp_path / name).mkdir()
+        assert run_script("dqn_cartpole.py", *TINY, "--total-timesteps", 1500, cwd=tmp_path / name).returncode == 0
+        returns.append([row["episodic_return"] for row in read_csv(only_run_dir(tmp_path / name) / "episodes.csv")])
+    assert returns[0] == returns[1] and len(returns[0]) > 10
+
+
+def test_nan_loss_stops_the_run_naming_the_step(tmp_path):
+    result = run_script("dqn_cartpole.py", *TINY, "--learning-rate", 1e30, "--max-grad-norm", 1e30, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "global step" in result.stderr and "Traceback" not in result.stderr
+    assert read_csv(only_run_dir(tmp_path) / "episodes.csv")  # the log up to the fault is on disk
+
+
+def test_ctrl_c_stops_cleanly_with_logs_and_model(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "dqn_cartpole.py"), "--save-model", "--learning-starts", "90000"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60  # wait until the first buffered block of episode rows reached the disk
+    while time.time() < deadline and not any(p.stat().st_size for p in tmp_path.glob("runs/*/episodes.csv")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    run_dir = only_run_dir(tmp_path)
+    rows = read_csv(run_dir / "episodes.csv")
+    assert rows and all(row["epsilon"] for row in rows)  # every row complete, the file closed cleanly
+    assert (run_dir / "dqn_cartpole.pt").exists()
+
+
+def test_defaults_learn_cartpole(tmp_path):
+    """The default flags solve CartPole-v1 on seed 1: greedy evaluation of at least 475 (README: seeds 1-10)."""
+    result = run_script("dqn_cartpole.py", "--seed", 1, cwd=tmp_path, timeout=400)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((only_run_dir(tmp_path) / "eval.json").read_text())["mean"] >= 475
