@@ -47,7 +47,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--map-name", type=str, default="4x4", help="4x4 (FrozenLake-v1) or 8x8 (FrozenLake8x8-v1)")
     parser.add_argument("--map", type=str, default=None, help='custom map, rows separated by commas: "SFFF,FHFH,FFFH,HFFG"')
-    parser.add_argument("--is-slippery", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--is-slippery", "--slippery", dest="is_slippery", action=argparse.BooleanOptionalAction,
+                        default=True, help="the ice moves you sideways 2/3 of the time (--no-slippery: never)")
     parser.add_argument("--episodes", type=int, default=10_000, help="training episodes (the lecture uses 10,000 too)")
     parser.add_argument("--learning-rate", type=float, default=0.1, help="alpha at the start of training")
     parser.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=True,
