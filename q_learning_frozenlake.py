@@ -1,21 +1,22 @@
 """Tabular Q-learning on FrozenLake-v1, one file, read top to bottom.
 
 Q-learning: C. Watkins, "Learning from Delayed Rewards", PhD thesis, Cambridge 1989
-(convergence proof: Watkins & Dayan, "Q-learning", Machine Learning 8, 1992). This is the
-lecture's update (Lecture 03, Part 2)
+(convergence proof: Watkins & Dayan, "Q-learning", Machine Learning 8, 1992). The update is the
+lecture's (Lecture 03, Part 2):
 
     Q(s,a) <- Q(s,a) + alpha * [r + gamma * max_a' Q(s',a') - Q(s,a)]
 
-with three changes that make it reach the optimum on every seed:
-  1. no bootstrap from a *terminal* state, but bootstrap when the 100-step time limit cuts an
-     episode short (the lecture's `done = terminated or truncated` treats the clock as a hole);
-  2. ties in argmax broken at random (the lecture's np.argmax always picks action 0 on ties);
-  3. epsilon and the learning rate decay over training, so exploration is broad early and the
-     estimates settle at the end.
+The lecture's code gets 0.73 on most runs and 0.000 on some. Three changes make every seed learn
+the gamma-optimal policy (0.740 of the 0.744 possible within the 100-step limit):
+  1. no bootstrap from a *terminal* state, but bootstrap when the time limit cuts an episode
+     short (the lecture's `done = terminated or truncated` treats the clock as a hole);
+  2. ties in argmax broken at random (np.argmax always picks action 0 on a tie);
+  3. epsilon and the learning rate decay over training: broad exploration early, settled
+     estimates at the end.
 
-At the end the greedy policy is evaluated on 10,000 episodes and compared with the exact success
+At the end the greedy policy is evaluated on 10,000 episodes and printed beside the exact success
 probability of that policy and of the best possible one, both computed from the environment's own
-transition table (env.unwrapped.P).
+transition table (env.unwrapped.P). --map-name 8x8 uses FrozenLake8x8-v1 (200-step limit).
 
     python q_learning_frozenlake.py --seed 1
     python q_learning_frozenlake.py --eval-q-table runs/<run_name>/q_table.npy
@@ -82,7 +83,7 @@ def parse_args(argv=None):
 
 def parse_map(text):
     """'SFFF,FHFH,FFFH,HFFG' -> ['SFFF', 'FHFH', 'FFFH', 'HFFG'], or fail with the reason."""
-    rows = [row.strip() for row in text.replace("/", ",").split(",")]
+    rows = [row.strip() for row in text.split(",")]
     if any(len(row) != len(rows[0]) for row in rows) or not rows[0]:
         fail(f"--map must be rectangular (rows of equal, non-zero length), got {text!r}")
     if set("".join(rows)) - set("SFHG"):
@@ -156,9 +157,9 @@ def greedy_policy(q_table, rng):
 
 # ---- loop -------------------------------------------------------------------------------------
 def linear_schedule(start, end, duration, t):
-    """CleanRL's schedule: from `start` to `end` linearly over `duration`, then `end`."""
-    slope = (end - start) / duration if duration > 0 else 0.0
-    return max(slope * t + start, end) if duration > 0 else end
+    """From `start` to `end` linearly over `duration` episodes, then `end` (CleanRL's schedule)."""
+    fraction_done = min(t / duration, 1.0) if duration > 0 else 1.0
+    return start + fraction_done * (end - start)
 
 
 def train(env, episodes, learning_rate=0.1, anneal_lr=True, gamma=0.99, start_e=1.0, end_e=0.1,
@@ -177,6 +178,9 @@ def train(env, episodes, learning_rate=0.1, anneal_lr=True, gamma=0.99, start_e=
 
     for episode in range(episodes):
         epsilon = linear_schedule(start_e, end_e, exploration_fraction * episodes, episode)
+        # alpha decays to 0: large steps early spread the goal's reward back quickly, small steps
+        # late average out the slippery ice's noise so Q settles (the convergence proof asks for
+        # step sizes that shrink; the lecture's constant 0.1 keeps Q jittering around Q*).
         alpha = learning_rate * (1.0 - episode / episodes) if anneal_lr else learning_rate
         # Draw this episode's random numbers in three numpy calls, not three calls per step;
         # .tolist() makes indexing them plain Python (no per-step numpy overhead).
@@ -193,6 +197,7 @@ def train(env, episodes, learning_rate=0.1, anneal_lr=True, gamma=0.99, start_e=
             else:
                 action = greedy_action(q_table[obs], tie_draws[step])
             next_obs, reward, terminated, truncated, _ = env.step(action)
+            # `terminated`, not `terminated or truncated`: a time-limit stop still bootstraps
             td_update(q_table, obs, action, reward, next_obs, terminated, alpha, gamma)
             obs = next_obs
             episode_return += reward
