@@ -67,6 +67,8 @@ def parse_args(argv=None):
         fail(f"--map-name must be 4x4 or 8x8, got {args.map_name!r}")
     if args.map is not None:
         args.map = parse_map(args.map)
+    if args.seed < 0:
+        fail(f"--seed must be 0 or more (numpy and gymnasium seeds), got {args.seed}")
     if args.episodes <= 0:
         fail(f"--episodes must be positive, got {args.episodes}")
     if args.eval_episodes <= 0:

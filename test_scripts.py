@@ -185,6 +185,7 @@ def test_fl_saved_q_table_evaluates_the_same(tmp_path):
     ["--map", "SFFX,FFFG"],       # a letter other than S F H G
     ["--map", "FFFF,FFFG"],       # no start
     ["--map", "SFFF,FFFF"],       # no goal
+    ["--seed", "-1"],
     ["--episodes", "0"],
     ["--episodes", "-3"],
     ["--episodes", "many"],
