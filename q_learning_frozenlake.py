@@ -226,19 +226,19 @@ def simulate_success_rate(env, policy, episodes, rng):
     the same rewards, terminations and time limit, just 10,000 episodes per numpy call instead of
     one env.step at a time (which would take seconds)."""
     prob, next_state, reward, terminated = transition_arrays(env)
-    states = np.arange(len(policy))
-    cumulative = np.cumsum(prob[states, policy], axis=1)  # [s, k] for the policy's action in s
+    all_states = np.arange(len(policy))
+    cumulative = np.cumsum(prob[all_states, policy], axis=1)  # [s, k] for the policy's action in s
     start_probs = env.unwrapped.initial_state_distrib
     obs = rng.choice(len(start_probs), size=episodes, p=start_probs)
     running = np.ones(episodes, dtype=bool)
     successes = 0.0
     for _ in range(env.spec.max_episode_steps):
-        u = rng.random(running.sum())
-        s = obs[running]
-        k = (cumulative[s] > u[:, None]).argmax(axis=1)
-        successes += reward[s, policy[s], k].sum()
-        obs[running] = next_state[s, policy[s], k]
-        running[running] = ~terminated[s, policy[s], k]
+        uniform_draws = rng.random(running.sum())
+        current, action = obs[running], policy[obs[running]]
+        outcome = (cumulative[current] > uniform_draws[:, None]).argmax(axis=1)  # which slide happens
+        successes += reward[current, action, outcome].sum()
+        obs[running] = next_state[current, action, outcome]
+        running[running] = ~terminated[current, action, outcome]
         if not running.any():
             break
     return successes / episodes
@@ -277,6 +277,7 @@ def draw_grids(env, q_table, policy):
 
 
 def evaluate(env, q_table, episodes, seed):
+    """Print the greedy policy, its simulated and exact success rates, and the best achievable."""
     rng = np.random.default_rng([seed, 1])  # a stream of its own: training draws don't shift it
     policy = greedy_policy(q_table, rng)
     success_rate = simulate_success_rate(env, policy, episodes, rng)

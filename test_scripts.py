@@ -119,10 +119,12 @@ def test_fl_simulated_evaluation_matches_the_exact_probability():
     exact = _fl_success_within_limit(env, policy)
     simulated = fl.simulate_success_rate(env, policy, 40_000, np.random.default_rng(0))
     assert abs(simulated - exact) < 0.011  # 5 standard deviations of 40,000 episodes
-    # a policy that stays put (LEFT in the top-left corner, on non-slippery ice) never succeeds,
-    # which is only true if the simulation applies the time limit
-    still = np.zeros(16, dtype=int)
-    assert fl.simulate_success_rate(fl.make_env(is_slippery=False), still, 100, np.random.default_rng(0)) == 0.0
+    # the time limit: on non-slippery ice the shortest path to the goal is 6 steps
+    for limit, expected in ((5, 0.0), (6, 1.0)):
+        env = fl.make_env(is_slippery=False, max_episode_steps=limit)
+        shortest = _fl_value_iteration(env, gamma=0.9).argmax(axis=1)
+        assert fl.simulate_success_rate(env, shortest, 100, np.random.default_rng(0)) == expected
+        assert _fl_success_within_limit(env, shortest) == expected
 
 
 def test_fl_td_update_terminal_has_no_bootstrap_truncated_does():
