@@ -27,6 +27,7 @@ import torch.nn.functional as F
 # ----------------------------------------------------------------------------------------- arguments
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.error = fail  # argparse's own complaints (an unknown flag, "abc" for a number) are one line too
     p.add_argument("--exp-name", default=os.path.basename(__file__)[: -len(".py")])
     p.add_argument("--env-id", default="CartPole-v1", help="any env with a Box observation and Discrete actions")
     p.add_argument("--seed", type=int, default=1)
