@@ -337,6 +337,7 @@ def test_replay_buffer_wraps_around_and_samples_only_written_rows(dqn):
     ["--buffer-size", 0], ["--batch-size", -1], ["--learning-rate", 0], ["--total-timesteps", -5],
     ["--batch-size", 200, "--buffer-size", 100], ["--gamma", 1.5], ["--exploration-fraction", 0],
     ["--env-id", "NoSuchEnv-v0"], ["--env-id", "Pendulum-v1"], ["--eval-model", "missing.pt"],
+    ["--check-frequency", -1], ["--check-episodes", 0], ["--no-such-flag"], ["--seed", "abc"],
 ])
 def test_bad_input_is_one_line_and_exit_code_2(flags, tmp_path):
     assert_one_line_error(run_script("dqn_cartpole.py", *flags, cwd=tmp_path))
@@ -359,15 +360,36 @@ def test_smoke_train_save_and_evaluate_saved_model(tmp_path):
     assert sum(int(row["episodic_length"]) for row in episodes) <= 600
     assert read_csv(run_dir / "train.csv")[0].keys() == {"global_step", "loss", "q_values", "sps"}
     saved_eval = json.loads((run_dir / "eval.json").read_text())
-    assert len(saved_eval["returns"]) == 2
+    assert len(saved_eval["returns"]) == 2 and len(saved_eval["final_returns"]) == 2
+    assert saved_eval["best_step"] == 600  # no check before the end of so short a run: the last model is kept
+    assert (run_dir / "dqn_cartpole_best.pt").exists()
     again = run_script("dqn_cartpole.py", "--eval-model", run_dir / "dqn_cartpole.pt", "--eval-episodes", 2, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert f"{saved_eval['mean']:.1f}" in again.stdout  # the same weights and eval seeds give the same score
 
 
+def test_best_model_keeps_the_best_checked_weights_on_episodes_apart_from_the_eval(dqn, monkeypatch):
+    scores, seeds_seen = iter([10.0, 50.0, 30.0, 50.0]), []
+
+    def fake_evaluate(q_network, env_id, episodes, seed, device):
+        seeds_seen.extend(range(seed, seed + episodes))
+        return np.array([next(scores)])
+    monkeypatch.setattr(dqn, "evaluate", fake_evaluate)
+    networks = [dqn.QNetwork(4, 2, 8) for _ in range(4)]
+    best = dqn.BestModel(networks[0], "CartPole-v1", episodes=5, seed=1, device="cpu")
+    for step, network in enumerate(networks, start=1):
+        best.check(network, global_step=step * 1000)
+    assert (best.score, best.step) == (50.0, 4000)  # a tie goes to the later, longer-trained model
+    for name, tensor in networks[3].state_dict().items():
+        assert torch.equal(best.weights[name], tensor)
+    eval_seeds = set(range(1 + 100_000, 1 + 100_000 + 10))
+    assert not eval_seeds & set(seeds_seen)  # the model is chosen on other episodes than it is scored on
+
+
 @pytest.mark.parametrize("flags", [
     ["--tau", 0.05, "--target-network-frequency", 1], ["--loss", "huber", "--no-anneal-lr"],
     ["--env-id", "Acrobot-v1", "--hidden-dim", 32], ["--cuda", "--no-torch-deterministic"],
+    ["--check-frequency", 200, "--check-episodes", 1], ["--check-frequency", 0],
 ])
 def test_smoke_flag_families(flags, tmp_path):
     result = run_script("dqn_cartpole.py", *TINY, *flags, cwd=tmp_path)

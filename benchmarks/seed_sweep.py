@@ -1,9 +1,11 @@
 """Run a script over several seeds (two processes at a time, one thread each) and report its greedy evaluations.
 
-    python benchmarks/seed_sweep.py dqn_cartpole.py --seeds 1-10 [--jobs 2] [-- extra flags for the script]
+    python benchmarks/seed_sweep.py dqn_cartpole.py --seeds 1-10 [--jobs 2] [--json out.jsonl] [-- extra flags]
 
-Prints one line per seed (eval mean, wall time) and a summary: how many seeds reached --threshold (475),
-the median, mean and min. Each run's logs go to runs/ under the current directory as usual.
+One line per seed: the final model's greedy evaluation, the kept best model's (the run's `eval:` line) and
+the step it was kept at, the wall time, and the run's CPU time (user + system: about what the run takes
+alone on an idle core, whatever else this machine is doing). Then a summary for each of the two models:
+how many seeds reached --threshold (475), the median, mean and min. Run logs go to runs/ under the cwd.
 """
 import argparse
 import concurrent.futures
@@ -13,6 +15,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -24,13 +27,31 @@ def parse_seeds(text):
 
 
 def run_one(script, seed, extra):
-    t0 = time.time()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, script, "--seed", str(seed), *extra], capture_output=True, text=True, env=env)
-    m = re.search(r"eval: ([-\d.]+) ± ([\d.]+)", out.stdout)
-    if out.returncode != 0 or not m:
-        return seed, None, time.time() - t0, (out.stderr.strip().splitlines() or ["?"])[-1]
-    return seed, float(m.group(1)), time.time() - t0, ""
+    start = time.time()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen([sys.executable, script, "--seed", str(seed), *extra], env=env, text=True,
+                                stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)  # wait4 (not proc.wait) also returns the child's CPU time
+        out.seek(0)
+        text = out.read()
+    final = re.search(r"eval \(final model\): ([-\d.]+)", text)
+    best = re.search(r"^eval: ([-\d.]+) ± [\d.]+ over \d+ greedy episodes(?: \(the best model, kept at step (\d+))?",
+                     text, re.M)
+    row = {"seed": seed, "wall_s": round(time.time() - start, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+           "final": float(final.group(1)) if final else None, "best": float(best.group(1)) if best else None,
+           "best_step": int(best.group(2)) if best and best.group(2) else None}
+    if os.waitstatus_to_exitcode(status) != 0 or not best:
+        row["error"] = (text.strip().splitlines() or ["?"])[-1]
+    return row
+
+
+def summarize(name, scores, threshold):
+    scores = [s for s in scores if s is not None]
+    if not scores:
+        return f"{name}: no results"
+    return (f"{name}: {sum(s >= threshold for s in scores)}/{len(scores)} seeds >= {threshold:g}; median "
+            f"{statistics.median(scores):.1f}, mean {statistics.mean(scores):.1f}, min {min(scores):.1f}")
 
 
 def main():
@@ -43,22 +64,20 @@ def main():
     argv = sys.argv[1:]
     own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     a = p.parse_args(own)
-    seeds = parse_seeds(a.seeds)
-    results = {}
+    rows = []
     with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
-        for seed, score, wall, err in pool.map(lambda s: run_one(a.script, s, extra), seeds):
-            results[seed] = score
-            print(f"seed {seed:>3}: eval {score if score is not None else 'FAILED ' + err}  ({wall:.0f}s)", flush=True)
-    scores = [s for s in results.values() if s is not None]
-    passed = sum(s >= a.threshold for s in scores)
-    summary = {"script": a.script, "extra": extra, "seeds": seeds, "scores": [results[s] for s in seeds],
-               "passed": passed, "median": statistics.median(scores) if scores else None,
-               "mean": statistics.mean(scores) if scores else None, "min": min(scores) if scores else None}
-    print(f"{a.script} {' '.join(extra)}: {passed}/{len(seeds)} seeds >= {a.threshold:g}; "
-          f"median {summary['median']}, mean {summary['mean']}, min {summary['min']}")
+        for row in pool.map(lambda s: run_one(a.script, s, extra), parse_seeds(a.seeds)):
+            rows.append(row)
+            print(f"seed {row['seed']:>3}: final {row['final']}  best {row['best']} (kept at step {row['best_step']})  "
+                  f"wall {row['wall_s']:.0f}s  cpu {row['cpu_s']:.0f}s  {row.get('error', '')}", flush=True)
+    print(f"{a.script} {' '.join(extra)}")
+    for model in ["final", "best"]:
+        print("  " + summarize(f"{model} model", [r[model] for r in rows], a.threshold))
+    cpu = [r["cpu_s"] for r in rows]
+    print(f"  cpu time per run: median {statistics.median(cpu):.0f}s, max {max(cpu):.0f}s")
     if a.json:
         with open(a.json, "a") as f:
-            f.write(json.dumps(summary) + "\n")
+            f.write(json.dumps({"script": a.script, "extra": extra, "rows": rows}) + "\n")
 
 
 if __name__ == "__main__":
