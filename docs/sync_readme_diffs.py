@@ -3,9 +3,10 @@
     python docs/sync_readme_diffs.py           # bring README.md back in sync after a shared part changed
     python docs/sync_readme_diffs.py --check   # change nothing; exit 1 naming the blocks that are out of date
 
-A block belongs to the command written before it in backticks, `diff dqn_cartpole.py <variant>.py`, with no
-other code fence in between. The block gets plain `diff` output (normal format, the `<` and `>` lines that
-test_scripts.py counts), exactly as the command prints it.
+A block belongs to the nearest command written before it in backticks, `diff dqn_cartpole.py <variant>.py`,
+with no code fence in between. The block gets plain `diff` output (normal format, the `<` and `>` lines that
+test_scripts.py counts), exactly as the command prints it. A count written as "`<variant>.py`: N changed lines"
+is rewritten too.
 """
 import argparse
 import re
@@ -14,8 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BLOCK = re.compile(r"(?P<head>`diff dqn_cartpole\.py (?P<variant>[\w.-]+\.py)`(?:(?!```)[\s\S])*?```diff\n)"
+# the command, then text with no code fence and no other such command, then the ```diff block
+BLOCK = re.compile(r"(?P<head>`diff dqn_cartpole\.py (?P<variant>[\w.-]+\.py)`(?:(?!```|`diff )[\s\S])*?```diff\n)"
                    r"(?P<body>[\s\S]*?)(?P<fence>```)")
+COUNT = re.compile(r"`(?P<variant>[\w.-]+\.py)`: (?P<count>\d+) changed lines")
 
 
 def current_diff(variant):
@@ -35,7 +38,13 @@ def sync(readme_text):
         if body != match["body"]:
             stale.append(match["variant"])
         return match["head"] + body + match["fence"]
-    return BLOCK.sub(rewrite, readme_text), stale
+
+    def recount(match):
+        count = sum(line.startswith(("<", ">")) for line in current_diff(match["variant"]).splitlines())
+        if count != int(match["count"]):
+            stale.append(f"the count of {match['variant']}")
+        return f"`{match['variant']}`: {count} changed lines"
+    return COUNT.sub(recount, BLOCK.sub(rewrite, readme_text)), stale
 
 
 def main():
@@ -52,7 +61,7 @@ def main():
         if stale:
             print(f"out of date in {args.readme}: {', '.join(stale)} (run python docs/sync_readme_diffs.py)")
             sys.exit(1)
-        print(f"{args.readme}: every diff block is current")
+        print(f"{args.readme}: every diff block and count is current")
         return
     Path(args.readme).write_text(new_text)
     print(f"{args.readme}: rewrote {', '.join(stale) if stale else 'nothing (already current)'}")
