@@ -138,7 +138,7 @@ class QNetwork(nn.Module):
         value, advantages = self.value_stream(features), self.advantage_stream(features)
         # Wang et al. 2016, Eq. (9): Q = V + (A - mean_a' A). V + A alone is unidentifiable (V + c and A - c give
         # the same Q); subtracting the mean pins mean_a Q = V, and A need only change as fast as its mean.
-        return value + advantages - advantages.mean(dim=1, keepdim=True)
+        return value + advantages - advantages.mean(dim=-1, keepdim=True)  # dim -1: batched or one observation
 
 
 # ----------------------------------------------------------------------------------------- replay buffer
