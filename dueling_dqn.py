@@ -128,9 +128,9 @@ class QNetwork(nn.Module):
         super().__init__()
         norm = (lambda: nn.LayerNorm(hidden_dim)) if layer_norm else nn.Identity
         self.net = nn.Sequential(nn.Linear(obs_dim, hidden_dim), norm(), nn.ReLU())  # the shared trunk
-        self.value_stream = nn.Sequential(  # V(s; θ, β)
+        self.value_stream = nn.Sequential(  # V(s): one number for the state
             nn.Linear(hidden_dim, hidden_dim), norm(), nn.ReLU(), nn.Linear(hidden_dim, 1))
-        self.advantage_stream = nn.Sequential(  # A(s, ·; θ, α)
+        self.advantage_stream = nn.Sequential(  # A(s, ·): one number per action
             nn.Linear(hidden_dim, hidden_dim), norm(), nn.ReLU(), nn.Linear(hidden_dim, n_actions))
 
     def forward(self, obs):
