@@ -429,7 +429,13 @@ def test_defaults_learn_cartpole(tmp_path):
 # ---- double_dqn.py, dueling_dqn.py, per_dqn.py ----
 import inspect  # noqa: E402
 
-import scipy.stats  # noqa: E402
+# Chi-square quantiles for 39 degrees of freedom (scipy.stats.chi2.ppf; scipy is not in requirements.txt)
+_CHI2_39_P_1E_3, _CHI2_39_P_1E_10 = 72.055, 123.61
+
+
+def _chi_square(counts, expected):
+    return float(((counts - expected) ** 2 / expected).sum())
+
 
 # The most lines `diff dqn_cartpole.py <variant>` may change (issue 4): each diff has to stay a short lesson.
 VARIANT_DIFF_BOUNDS = {"double_dqn.py": 15, "dueling_dqn.py": 40, "per_dqn.py": 130}
@@ -516,6 +522,23 @@ def test_double_target_on_random_networks_matches_the_formula(double):
         picked = online(next_obs).argmax(dim=1)
         expected = rewards + 0.9 * (1 - terminated) * target(next_obs)[torch.arange(64), picked]
     assert torch.allclose(y, expected)
+
+
+def test_double_loop_selects_with_the_trained_network(double, tmp_path, monkeypatch):
+    # In the loop, the selecting network must be the one being trained (it changes at every gradient step) and
+    # the evaluating one the target network (it changes only at the copies, every 50 steps here).
+    first_weights, second_weights, original = [], [], double.compute_td_target
+
+    def recording_target(selector, evaluator, *rest):
+        first_weights.append(next(selector.parameters()).detach().clone())
+        second_weights.append(next(evaluator.parameters()).detach().clone())
+        return original(selector, evaluator, *rest)
+    monkeypatch.setattr(double, "compute_td_target", recording_target)
+    monkeypatch.chdir(tmp_path)
+    double.main(list(map(str, TINY)))
+    changes = [[not torch.equal(a, b) for a, b in zip(w, w[1:])] for w in (first_weights, second_weights)]
+    assert len(first_weights) == 200 and all(changes[0])  # steps 200-599, every 2nd
+    assert 0 < sum(changes[1]) <= 600 // 50
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
@@ -610,10 +633,10 @@ def test_per_sampling_frequencies_match_priorities(per):
     assert counts[40:].sum() == 0
     p_alpha = (np.abs(td_errors) + 1e-6) ** 0.6
     expected = counts.sum() * p_alpha / p_alpha.sum()  # P(i) = p_i^α / Σ_k p_k^α, Eq. (1)
-    assert scipy.stats.chisquare(counts[:40], expected).pvalue > 1e-3
+    assert _chi_square(counts[:40], expected) < _CHI2_39_P_1E_3  # p-value above 0.001
     # the test has teeth: frequencies proportional to |δ| (α forgotten) or uniform are rejected outright
     for wrong in (np.abs(td_errors), np.ones(40)):
-        assert scipy.stats.chisquare(counts[:40], counts.sum() * wrong / wrong.sum()).pvalue < 1e-10
+        assert _chi_square(counts[:40], counts.sum() * wrong / wrong.sum()) > _CHI2_39_P_1E_10  # p below 1e-10
 
 
 def test_per_sampling_is_stratified(per):
