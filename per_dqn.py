@@ -197,7 +197,7 @@ class SumTree:
             self.nodes[nodes] = self.nodes[2 * nodes] + self.nodes[2 * nodes + 1]
 
     def find_prefix_sum(self, values):
-        """For each v in [0, total), the leaf j with p_0 + ... + p_{j-1} <= v < p_0 + ... + p_j (zero leaves never)."""
+        """For each v in [0, total), the leaf j with p_0 + ... + p_{j-1} <= v < p_0 + ... + p_j: never a leaf of 0."""
         nodes, values = np.ones(len(values), dtype=np.int64), np.array(values, dtype=np.float64)
         for _ in range(self.depth):
             left_sums = self.nodes[2 * nodes]
@@ -231,7 +231,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         # Stratified (Appendix B.2.1): one uniform draw in each of batch_size equal segments of [0, total).
         segment = self.tree.total / batch_size
         prefix_sums = (np.arange(batch_size) + self.rng.random(batch_size)) * segment
-        rows = np.minimum(self.tree.find_prefix_sum(prefix_sums), self.size - 1)  # round-off at the very end
+        rows = np.minimum(self.tree.find_prefix_sum(prefix_sums), self.size - 1)  # round-off could pass the last row
         probs = self.tree.priorities(rows) / self.tree.total  # P(i), Eq. (1)
         weights = (self.size * probs) ** -beta
         weights /= weights.max()  # normalised by the batch's largest weight: updates are only ever scaled down
