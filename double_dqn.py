@@ -2,13 +2,14 @@
 
 Mnih et al. 2015, "Human-level control through deep reinforcement learning" (Nature 518), Algorithm 1,
 on an environment with a vector observation and a discrete action space (CartPole-v1 by default).
-Lecture 03, Parts 3-5, builds the same agent step by step; the names here follow the lecture.
+Lecture 03, Parts 3-5, builds the same agent step by step (Part 6 the variants); the names follow the lecture.
 
     python double_dqn.py --seed 1     # the online network θ selects a', the target network θ⁻ evaluates it
 
-Every other DQN in this collection is this file plus one idea: `diff dqn_cartpole.py double_dqn.py`.
+Every other DQN in this collection is dqn_cartpole.py plus one idea: `diff dqn_cartpole.py double_dqn.py`.
 """
 import argparse
+import copy
 import csv
 import json
 import os
@@ -38,7 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--adam-eps", type=float, default=1e-4)
     p.add_argument("--buffer-size", type=int, default=100_000)
     p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--gamma", type=float, default=0.98)
+    p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
     p.add_argument("--target-network-frequency", type=int, default=500, help="env steps between target updates")
     p.add_argument("--train-frequency", type=int, default=2, help="env steps between gradient steps")
@@ -46,11 +47,14 @@ def parse_args(argv=None):
     p.add_argument("--start-e", type=float, default=1.0)
     p.add_argument("--end-e", type=float, default=0.05)
     p.add_argument("--exploration-fraction", type=float, default=0.2, help="fraction of the run epsilon decays over")
-    p.add_argument("--hidden-dim", type=int, default=128)
+    p.add_argument("--hidden-dim", type=int, default=64)
     p.add_argument("--layer-norm", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--loss", choices=["mse", "huber"], default="mse")
     p.add_argument("--max-grad-norm", type=float, default=10.0)
     p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--check-frequency", type=int, default=5_000,
+                   help="env steps between greedy checks that keep the best model so far (0: keep only the last)")
+    p.add_argument("--check-episodes", type=int, default=5, help="episodes per check, seeded apart from the eval's")
     p.add_argument("--eval-model", metavar="PATH", help="evaluate a saved model and exit, without training")
     p.add_argument("--save-model", action="store_true")
     p.add_argument("--capture-video", action="store_true", help="record videos/<run_name>/ (pygame, moviepy)")
@@ -59,12 +63,14 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
 
     positive = ["total_timesteps", "num_envs", "learning_rate", "adam_eps", "buffer_size", "batch_size",
-                "target_network_frequency", "train_frequency", "hidden_dim", "max_grad_norm", "eval_episodes"]
+                "target_network_frequency", "train_frequency", "hidden_dim", "max_grad_norm", "eval_episodes",
+                "check_episodes"]
     for name in positive:
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.learning_starts < 0:
-        fail(f"--learning-starts must be >= 0, got {args.learning_starts}")
+    for name in ["learning_starts", "check_frequency"]:
+        if getattr(args, name) < 0:
+            fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if args.batch_size > args.buffer_size:
         fail(f"--batch-size ({args.batch_size}) cannot exceed --buffer-size ({args.buffer_size})")
     for name in ["gamma", "start_e", "end_e"]:
@@ -177,12 +183,12 @@ def compute_td_target(q_network, target_network, rewards, next_obs, terminated, 
     return rewards + gamma * (1 - terminated) * next_q
 
 
-def train(args, envs, q_network, device, run_dir, logs):
+def train(args, envs, q_network, device, logs, best):
     rng = np.random.default_rng(args.seed)
     n_actions = envs.single_action_space.n
     target_network = QNetwork(q_network.net[0].in_features, n_actions, args.hidden_dim, args.layer_norm).to(device)
     target_network.load_state_dict(q_network.state_dict())
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps, fused=True)
     rb = ReplayBuffer(args.buffer_size, envs.single_observation_space.shape[0], rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
 
@@ -245,8 +251,10 @@ def train(args, envs, q_network, device, run_dir, logs):
                 for target_param, param in zip(target_network.parameters(), q_network.parameters()):
                     target_param.data.copy_(args.tau * param.data + (1 - args.tau) * target_param.data)
 
-        logs.progress(global_step + args.num_envs, epsilon, recent_returns, start_time)
-    return global_step + args.num_envs
+        steps_done = global_step + args.num_envs
+        if args.check_frequency and (steps_done % args.check_frequency < args.num_envs or iteration == num_iterations - 1):
+            best.check(q_network, steps_done)  # every --check-frequency steps, and the last model competes too
+        logs.progress(steps_done, epsilon, recent_returns, start_time)
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -266,6 +274,25 @@ def evaluate(q_network, env_id, episodes, seed, device):
         returns.append(episode_return)
     env.close()
     return np.array(returns)
+
+
+class BestModel:
+    """Keeps the weights that scored best on greedy check episodes during training (like SB3's EvalCallback).
+
+    DQN on CartPole can fall back late in training (measured here: the cart drifts off the track after
+    350-450 steps), and where the run stops in that cycle is luck. The check episodes are seeded apart from
+    the final evaluation's, so the kept model is chosen on other episodes than the ones it is scored on,
+    and the final model is always scored beside it.
+    """
+
+    def __init__(self, q_network, env_id, episodes, seed, device):
+        self.env_id, self.episodes, self.seed, self.device = env_id, episodes, seed, device
+        self.score, self.step, self.weights = -np.inf, 0, copy.deepcopy(q_network.state_dict())
+
+    def check(self, q_network, global_step):
+        score = evaluate(q_network, self.env_id, self.episodes, self.seed + 1_000_000 + global_step, self.device).mean()
+        if score >= self.score:  # a tie goes to the later model, which has trained longer
+            self.score, self.step, self.weights = score, global_step, copy.deepcopy(q_network.state_dict())
 
 
 # ----------------------------------------------------------------------------------------- plumbing
@@ -332,7 +359,7 @@ def main(argv=None):
         print("note: --cuda given but no GPU is available; running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
-        torch.set_num_threads(1)  # a 128-wide MLP is too small to gain from more threads (benchmarks/)
+        torch.set_num_threads(1)  # a small MLP does not gain from more threads (benchmarks/)
 
     envs = make_envs(args, run_name)
     q_network = QNetwork(envs.single_observation_space.shape[0], envs.single_action_space.n, args.hidden_dim,
@@ -345,9 +372,10 @@ def main(argv=None):
 
     run_dir = os.path.join("runs", run_name)
     logs = Logs(run_dir, args)
+    best = BestModel(q_network, args.env_id, args.check_episodes, args.seed, device)
     print(f"run {run_name}: logs in {run_dir}/")
     try:
-        train(args, envs, q_network, device, run_dir, logs)
+        train(args, envs, q_network, device, logs, best)
         interrupted = False
     except KeyboardInterrupt:
         print("interrupted: logs are complete up to here", file=sys.stderr)
@@ -355,16 +383,27 @@ def main(argv=None):
     logs.close()
     envs.close()
     if args.save_model:
-        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-        torch.save(q_network.state_dict(), model_path)
-        print(f"model saved to {model_path}")
+        torch.save(q_network.state_dict(), os.path.join(run_dir, f"{args.exp_name}.pt"))
+        if args.check_frequency:
+            torch.save(best.weights, os.path.join(run_dir, f"{args.exp_name}_best.pt"))
+        print(f"model saved to {run_dir}/{args.exp_name}.pt" + (" (and _best.pt)" if args.check_frequency else ""))
     if interrupted:
         sys.exit(130)
 
-    returns = evaluate(q_network, args.env_id, args.eval_episodes, args.seed, device)
+    # The same evaluation episodes score the final model and, beside it, the best one the checks kept.
+    final_returns = evaluate(q_network, args.env_id, args.eval_episodes, args.seed, device)
+    result = {"final_returns": final_returns.tolist(), "final_mean": final_returns.mean(), "final_std": final_returns.std()}
+    print(f"eval (final model): {final_returns.mean():.1f} ± {final_returns.std():.1f} over {len(final_returns)} greedy episodes")
+    returns, kept = final_returns, ""
+    if args.check_frequency:
+        q_network.load_state_dict(best.weights)
+        returns = evaluate(q_network, args.env_id, args.eval_episodes, args.seed, device)
+        result.update(best_step=best.step, best_check_score=best.score)
+        kept = f" (the best model, kept at step {best.step} with {best.score:.1f} on {args.check_episodes} check episodes)"
+    result.update(returns=returns.tolist(), mean=returns.mean(), std=returns.std())
     with open(os.path.join(run_dir, "eval.json"), "w") as f:
-        json.dump({"returns": returns.tolist(), "mean": returns.mean(), "std": returns.std()}, f)
-    print(f"eval: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} greedy episodes")
+        json.dump(result, f, indent=2)
+    print(f"eval: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} greedy episodes{kept}")
     return returns
 
 
