@@ -769,11 +769,3 @@ def test_per_benchmark_runs_on_a_small_setting():
                              "--lecture-size", "1000", "--repeats", "40"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "3,000 transitions" in result.stdout and "ratio lecture / ours" in result.stdout
-
-
-def test_per_sample_and_update_in_a_full_million_buffer_under_1_ms():
-    spec = importlib.util.spec_from_file_location("bench_per", ROOT / "benchmarks" / "bench_per.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    seconds = bench.bench_ours(1_000_000, 64, np.random.default_rng(0), repeats=300)  # median of 300 steps
-    assert seconds < 1e-3  # measured 0.2 ms on a loaded 2-core machine (README)

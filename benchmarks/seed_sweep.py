@@ -3,12 +3,14 @@
     python benchmarks/seed_sweep.py dqn_cartpole.py --seeds 1-10 [--jobs 2] [--json out.jsonl] [-- extra flags]
 
 One line per seed: the final model's greedy evaluation, the kept best model's (the run's `eval:` line) and
-the step it was kept at, the wall time, and the run's CPU time (user + system: about what the run takes
+the step it was kept at, the first step at which the last 20 training episodes averaged --threshold, the
+wall time, and the run's CPU time (user + system: about what the run takes
 alone on an idle core, whatever else this machine is doing). Then a summary for each of the two models:
 how many seeds reached --threshold (475), the median, mean and min. Run logs go to runs/ under the cwd.
 """
 import argparse
 import concurrent.futures
+import csv
 import json
 import os
 import re
@@ -26,7 +28,17 @@ def parse_seeds(text):
     return [int(s) for s in text.split(",")]
 
 
-def run_one(script, seed, extra):
+def steps_to_reach(episodes_csv, threshold, window=20):
+    """The first global step at which the last `window` training episodes average `threshold` (None: never)."""
+    rows = list(csv.DictReader(open(episodes_csv)))
+    returns = [float(r["episodic_return"]) for r in rows]
+    for i in range(window - 1, len(rows)):
+        if sum(returns[i + 1 - window: i + 1]) / window >= threshold:
+            return int(rows[i]["global_step"])
+    return None
+
+
+def run_one(script, seed, extra, threshold):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     start = time.time()
     with tempfile.TemporaryFile("w+") as out:
@@ -41,6 +53,9 @@ def run_one(script, seed, extra):
     row = {"seed": seed, "wall_s": round(time.time() - start, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
            "final": float(final.group(1)) if final else None, "best": float(best.group(1)) if best else None,
            "best_step": int(best.group(2)) if best and best.group(2) else None}
+    run_dir = re.search(r"logs in (\S+)/", text)
+    if run_dir and os.path.exists(os.path.join(run_dir.group(1), "episodes.csv")):
+        row["steps_to_threshold"] = steps_to_reach(os.path.join(run_dir.group(1), "episodes.csv"), threshold)
     if os.waitstatus_to_exitcode(status) != 0 or not best:
         row["error"] = (text.strip().splitlines() or ["?"])[-1]
     return row
@@ -66,10 +81,11 @@ def main():
     a = p.parse_args(own)
     rows = []
     with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
-        for row in pool.map(lambda s: run_one(a.script, s, extra), parse_seeds(a.seeds)):
+        for row in pool.map(lambda s: run_one(a.script, s, extra, a.threshold), parse_seeds(a.seeds)):
             rows.append(row)
             print(f"seed {row['seed']:>3}: final {row['final']}  best {row['best']} (kept at step {row['best_step']})  "
-                  f"wall {row['wall_s']:.0f}s  cpu {row['cpu_s']:.0f}s  {row.get('error', '')}", flush=True)
+                  f"steps to {a.threshold:g} {row.get('steps_to_threshold')}  wall {row['wall_s']:.0f}s  cpu {row['cpu_s']:.0f}s  "
+                  f"{row.get('error', '')}", flush=True)
     print(f"{a.script} {' '.join(extra)}")
     for model in ["final", "best"]:
         print("  " + summarize(f"{model} model", [r[model] for r in rows], a.threshold))
