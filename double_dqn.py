@@ -52,9 +52,9 @@ def parse_args(argv=None):
     p.add_argument("--loss", choices=["mse", "huber"], default="mse")
     p.add_argument("--max-grad-norm", type=float, default=10.0)
     p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--check-frequency", type=int, default=5_000,
+    p.add_argument("--check-frequency", type=int, default=10_000,
                    help="env steps between greedy checks that keep the best model so far (0: keep only the last)")
-    p.add_argument("--check-episodes", type=int, default=5, help="episodes per check, seeded apart from the eval's")
+    p.add_argument("--check-episodes", type=int, default=10, help="episodes per check, seeded apart from the eval's")
     p.add_argument("--eval-model", metavar="PATH", help="evaluate a saved model and exit, without training")
     p.add_argument("--save-model", action="store_true")
     p.add_argument("--capture-video", action="store_true", help="record videos/<run_name>/ (pygame, moviepy)")
