@@ -358,7 +358,9 @@ def evaluate(q_network, args, device, video_path=None):
         actions = np.where(explore, rng.integers(0, envs.single_action_space.n, size=episodes), actions)
         obs, rewards, terminations, truncations, _ = envs.step(actions)
         if video_env is not None and not done[0]:
-            frames.append(video_env.step(actions[:1])[0][0, 0])
+            video_obs, _, video_term, video_trunc, video_info = video_env.step(actions[:1])
+            ended = video_term[0] or video_trunc[0]  # then video_obs is already the next game's first frame
+            frames.append(video_info["final_obs"][0, 0] if ended else video_obs[0, 0])
         returns += np.where(done, 0, rewards)
         done |= terminations | truncations
     envs.close()
@@ -455,7 +457,9 @@ def main(argv=None):
     video_path = f"videos/{run_name}/eval-game-0.mp4" if args.capture_video else None
 
     if args.eval_model:
-        n_actions = make_envs(args, 1, training=False).single_action_space.n
+        probe = make_envs(args, 1, training=False)
+        n_actions = probe.single_action_space.n
+        probe.close()
         q_network = QNetwork(n_actions).to(device)
         load_model(q_network, args.eval_model)
         returns = evaluate(q_network, args, device, video_path)

@@ -638,3 +638,38 @@ def test_atari_capture_video_records_or_says_what_to_install(atari, tmp_path, mo
     else:
         _atari_main(atari, *ATARI_TINY, "--capture-video")
         assert list((tmp_path / "videos").rglob("*.mp4"))
+
+
+def test_atari_nan_loss_stops_the_run_naming_the_step(atari, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 800, "--learning-starts", 300, "--batch-size", 8,
+                    "--learning-rate", 1e30)
+    assert exit_info.value.code == 1
+    assert "global step" in capsys.readouterr().err
+    assert read_csv(only_run_dir(tmp_path) / "episodes.csv")  # the log up to the fault is on disk
+
+
+def test_atari_ctrl_c_stops_cleanly_with_logs_and_model(atari, tmp_path, monkeypatch):
+    original_make_envs = atari.make_envs
+
+    def interrupting_make_envs(args, num_envs, training=True, **overrides):
+        envs = original_make_envs(args, num_envs, training, **overrides)
+        original_step, calls = envs.step, [0]
+
+        def step(actions):
+            calls[0] += 1
+            if calls[0] == 900:
+                raise KeyboardInterrupt
+            return original_step(actions)
+        envs.step = step
+        return envs
+    monkeypatch.setattr(atari, "make_envs", interrupting_make_envs)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--save-model")
+    assert exit_info.value.code == 130
+    run_dir = only_run_dir(tmp_path)
+    rows = read_csv(run_dir / "episodes.csv")
+    assert rows and all(row["epsilon"] for row in rows)  # complete rows, the file closed cleanly
+    assert (run_dir / "dqn_atari.pt").exists() and not (run_dir / "eval.json").exists()
