@@ -511,6 +511,15 @@ def test_atari_buffer_masks_frames_from_before_an_episode_start(atari):
     assert stacks[:, :, 0, 0].tolist() == [[0, 0, 1, 2], [1, 2, 3, 4], [0, 0, 0, 9], [0, 0, 9, 10]]
     env_idx, slot_idx = rb.sample_indices(300)
     assert set(slot_idx.tolist()) == {0, 1, 2, 4}  # never the last frame of a game, nor the newest slot
+    obs, actions, rewards, next_obs, terminated = rb.sample(8, "cpu")
+    assert obs.dtype == next_obs.dtype == torch.uint8 and obs.shape == (8, 4, 84, 84)  # floats only in the network
+    assert atari.QNetwork(4)(obs).dtype == torch.float32
+
+
+def test_atari_env_ids_name_the_game(atari):
+    assert atari.atari_game("BreakoutNoFrameskip-v4") == "breakout"
+    assert atari.atari_game("ALE/Pong-v5") == "pong"
+    assert atari.atari_game("ALE/SpaceInvaders-v5") == "space_invaders"
 
 
 def test_atari_logs_the_real_game_score_over_all_lives(atari, tmp_path, monkeypatch):
