@@ -652,7 +652,7 @@ def test_atari_capture_video_records_or_says_what_to_install(atari, tmp_path, mo
 def test_atari_nan_loss_stops_the_run_naming_the_step(atari, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 800, "--learning-starts", 300, "--batch-size", 8,
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 1000, "--learning-starts", 700, "--batch-size", 8,
                     "--learning-rate", 1e30)
     assert exit_info.value.code == 1
     assert "global step" in capsys.readouterr().err
