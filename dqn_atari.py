@@ -7,8 +7,8 @@ ale-py's AtariVectorEnv, and the paper's network. Defaults are CleanRL's 10M-ste
 This is dqn_cartpole.py with an image network and a replay buffer that stores each frame once.
 
     python dqn_atari.py --env-id BreakoutNoFrameskip-v4 --cuda                     # 10M steps, a GPU
-    python dqn_atari.py --total-timesteps 300000 --buffer-size 100000 \\
-        --learning-starts 10000 --exploration-fraction 0.33                       # a CPU-sized run (README)
+    python dqn_atari.py --total-timesteps 250000 --buffer-size 100000 \\
+        --learning-starts 10000 --exploration-fraction 0.4                        # a CPU-sized run (README)
 """
 import argparse
 import csv
