@@ -769,3 +769,261 @@ def test_per_benchmark_runs_on_a_small_setting():
                              "--lecture-size", "1000", "--repeats", "40"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "3,000 transitions" in result.stdout and "ratio lecture / ours" in result.stdout
+
+
+# ---- dqn_atari.py ----
+ATARI_TINY = ["--total-timesteps", 1500, "--learning-starts", 1000, "--buffer-size", 1000, "--batch-size", 32,
+              "--target-network-frequency", 200, "--exploration-fraction", 0.5, "--eval-episodes", 1]
+
+
+@pytest.fixture(scope="module")
+def atari():
+    return load_script("dqn_atari.py")
+
+
+def _atari_record_stores(atari, monkeypatch, check_every=7, max_frames=None):
+    """Wrap ReplayBuffer.add: remember the true (s, a, r, s', terminated) of every slot it fills, and every
+    `check_every` calls sample a batch and compare the rebuilt stacks with what the env really returned."""
+    truth, counts = {}, {"checked": 0, "life_losses": 0, "game_overs": 0, "truncations": 0, "adds": 0}
+    original_add = atari.ReplayBuffer.add
+
+    def checking_add(self, obs, actions, rewards, next_obs, terminated, episode_start):
+        slots = [self.pos[i] if episode_start[i] else (self.pos[i] - 1) % self.slots for i in range(self.num_envs)]
+        original_add(self, obs, actions, rewards, next_obs, terminated, episode_start)
+        for key in [k for k in truth if not self.valid[k]]:  # overwritten slots
+            del truth[key]
+        for i, slot in enumerate(slots):
+            truth[(i, slot)] = (obs[i].copy(), int(actions[i]), float(rewards[i]), next_obs[i].copy(), bool(terminated[i]))
+        counts["adds"] += 1
+        if counts["adds"] % check_every == 0:
+            env_idx, slot_idx = self.sample_indices(64)
+            obs_b, next_b = self._stacks(env_idx, slot_idx), self._stacks(env_idx, (slot_idx + 1) % self.slots)
+            for j, key in enumerate(zip(env_idx.tolist(), slot_idx.tolist())):
+                o, a, r, o2, term = truth[key]  # KeyError: sampled a slot that starts no stored transition
+                assert np.array_equal(obs_b[j], o) and np.array_equal(next_b[j], o2), key
+                assert (self.actions[key], self.rewards[key], self.terminated[key]) == (a, r, term)
+            counts["checked"] += 64
+    monkeypatch.setattr(atari.ReplayBuffer, "add", checking_add)
+
+    original_make_envs = atari.make_envs
+
+    def counting_make_envs(args, num_envs, training=True, **overrides):
+        if max_frames:
+            overrides["max_num_frames_per_episode"] = max_frames
+        envs = original_make_envs(args, num_envs, training, **overrides)
+        original_step = envs.step
+        prev_lives = [None]
+
+        def step(actions):
+            out = original_step(actions)
+            if training:
+                _, _, term, trunc, info = out
+                if prev_lives[0] is not None:
+                    over = atari.game_over(term, trunc, info["lives"], prev_lives[0])
+                    counts["life_losses"] += int((term & ~over).sum())
+                    counts["game_overs"] += int((term & over).sum())
+                    counts["truncations"] += int(trunc.sum())
+                prev_lives[0] = info["lives"]
+            return out
+        envs.step = step
+        return envs
+    monkeypatch.setattr(atari, "make_envs", counting_make_envs)
+    return counts
+
+
+def test_atari_buffer_rebuilds_exactly_the_stacks_the_env_returned(atari, tmp_path, monkeypatch):
+    """Random Breakout play through the real training loop, 2 envs, a 2 x 150-slot buffer that wraps ~10
+    times, a 1,200-frame limit so some games are truncated: every sampled s and s' must equal the stacks
+    the env returned (a lost life keeps the stack, a new game zero-pads it), with its a, r, terminated."""
+    counts = _atari_record_stores(atari, monkeypatch, max_frames=1200)
+    monkeypatch.chdir(tmp_path)
+    atari.main(list(map(str, ["--num-envs", 2, "--buffer-size", 300, "--total-timesteps", 3000, "--learning-starts",
+                              10**6, "--exploration-fraction", 1, "--end-e", 1, "--eval-episodes", 1])))
+    assert counts["checked"] >= 10_000
+    assert counts["life_losses"] >= 20 and counts["game_overs"] >= 2 and counts["truncations"] >= 1, counts
+
+
+def test_atari_buffer_masks_frames_from_before_an_episode_start(atari):
+    rb = atari.ReplayBuffer(12, 1, np.random.default_rng(0))
+    frame = lambda v: np.full((1, 4, 84, 84), v, dtype=np.uint8)  # noqa: E731  (a stack whose newest frame is v)
+    one = np.ones(1, dtype=bool)
+    rb.add(frame(1), [0], [1], frame(2), [False], one)           # slots 0, 1
+    rb.add(frame(2), [1], [0], frame(3), [True], ~one)           # slot 2 (a lost life: the stack goes on)
+    rb.add(frame(3), [2], [-1], frame(4), [True], ~one)          # slot 3: the game's last frame, 4
+    rb.add(frame(9), [3], [0], frame(10), [False], one)          # a new game: slots 4, 5
+    assert rb.valid[0].tolist()[:6] == [True, True, True, False, True, False]
+    stacks = rb._stacks(np.zeros(4, dtype=int), np.array([1, 3, 4, 5]))
+    assert stacks[:, :, 0, 0].tolist() == [[0, 0, 1, 2], [1, 2, 3, 4], [0, 0, 0, 9], [0, 0, 9, 10]]
+    env_idx, slot_idx = rb.sample_indices(300)
+    assert set(slot_idx.tolist()) == {0, 1, 2, 4}  # never the last frame of a game, nor the newest slot
+    obs, actions, rewards, next_obs, terminated = rb.sample(8, "cpu")
+    assert obs.dtype == next_obs.dtype == torch.uint8 and obs.shape == (8, 4, 84, 84)  # floats only in the network
+    assert atari.QNetwork(4)(obs).dtype == torch.float32
+
+
+def test_atari_env_ids_name_the_game(atari):
+    assert atari.atari_game("BreakoutNoFrameskip-v4") == "breakout"
+    assert atari.atari_game("ALE/Pong-v5") == "pong"
+    assert atari.atari_game("ALE/SpaceInvaders-v5") == "space_invaders"
+
+
+def test_atari_logs_the_real_game_score_over_all_lives(atari, tmp_path, monkeypatch):
+    """Space Invaders pays 5-30 points a hit and has 3 lives: the logged return must be the unclipped sum
+    over the whole game, while the buffer stores only the sign (Nature's clipping, for learning only)."""
+    games, stored = [], []
+    original_make_envs, original_add = atari.make_envs, atari.ReplayBuffer.add
+
+    def recording_make_envs(args, num_envs, training=True, **overrides):
+        envs = original_make_envs(args, num_envs, training, **overrides)
+        if training:
+            original_step, current = envs.step, {"score": 0.0, "hits": 0, "lives_lost": 0, "prev": None}
+
+            def step(actions):
+                out = original_step(actions)
+                _, reward, term, trunc, info = out
+                current["score"] += float(reward[0])
+                current["hits"] += int(reward[0] > 0)
+                over = bool(atari.game_over(term, trunc, info["lives"], current["prev"] if current["prev"] is not None else info["lives"])[0])
+                current["lives_lost"] += int(term[0] and not over)
+                current["prev"] = info["lives"]
+                if over:
+                    games.append((current["score"], current["hits"], current["lives_lost"]))
+                    current["score"], current["hits"], current["lives_lost"] = 0.0, 0, 0
+                return out
+            envs.step = step
+        return envs
+
+    def recording_add(self, obs, actions, rewards, *rest):
+        stored.append(np.copy(rewards))
+        original_add(self, obs, actions, rewards, *rest)
+    monkeypatch.setattr(atari, "make_envs", recording_make_envs)
+    monkeypatch.setattr(atari.ReplayBuffer, "add", recording_add)
+    monkeypatch.chdir(tmp_path)
+    atari.main(list(map(str, ["--env-id", "SpaceInvadersNoFrameskip-v4", "--total-timesteps", 2500, "--buffer-size",
+                              1000, "--learning-starts", 10**6, "--start-e", 1, "--end-e", 1, "--eval-episodes", 1])))
+    logged = [float(row["episodic_return"]) for row in read_csv(only_run_dir(tmp_path) / "episodes.csv")]
+    assert len(logged) >= 2 and logged == [score for score, _, _ in games]
+    assert all(lives_lost == 2 for *_, lives_lost in games)  # 3 lives: 2 lost lives, then the game over
+    # every hit is worth 5-30 points: the log holds points over all lives, not the clipped count of hits
+    assert all(score >= 5 * hits for score, hits, _ in games) and sum(hits for _, hits, _ in games) >= 10
+    assert set(np.concatenate(stored).tolist()) <= {-1.0, 0.0, 1.0}
+
+
+
+def _atari_main(atari, *flags):
+    return atari.main([str(x) for x in flags])
+
+
+@pytest.mark.parametrize("flags", [
+    ["--buffer-size", 0], ["--batch-size", -1], ["--learning-rate", 0], ["--total-timesteps", -5],
+    ["--batch-size", 200, "--buffer-size", 100], ["--gamma", 1.5], ["--exploration-fraction", 0],
+    ["--seed", -1], ["--num-envs", 0], ["--buffer-size", 12, "--num-envs", 2, "--batch-size", 4],
+    ["--env-id", "NoSuchGame-v4"], ["--env-id", "CartPole-v1"], ["--eval-model", "missing.pt"],
+    ["--eval-model", "full_actions.pt"], ["--eval-model", "junk.pt"], ["--buffer-size", 10**12],
+    ["--learning-starts", "soon"], ["--no-such-flag"],
+])
+def test_atari_bad_input_is_one_line_and_exit_code_2(atari, flags, tmp_path, monkeypatch, capsys):
+    """In-process (no interpreter start per case); the subprocess test below covers the command line itself."""
+    torch.save(atari.QNetwork(18).state_dict(), tmp_path / "full_actions.pt")  # Breakout has 4 actions, not 18
+    (tmp_path / "junk.pt").write_text("not a model")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *flags)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    if "full_actions.pt" in flags:
+        assert "--env-id" in lines[0]  # says what to check
+    if 10**12 in flags:
+        assert "GB" in lines[0] and "smaller --buffer-size" in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_atari_bad_input_from_the_command_line(tmp_path):
+    for flags in (["--env-id", "NoSuchGame-v4"], ["--total-timesteps", "many"]):
+        assert_one_line_error(run_script("dqn_atari.py", *flags, cwd=tmp_path))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_atari_smoke_train_save_and_evaluate_saved_model(atari, tmp_path, monkeypatch):
+    """A few thousand steps on the CPU with a tiny buffer, in well under a minute, then evaluation; the saved
+    weights evaluate to the same scores again (same games, same epsilon draws)."""
+    start = time.time()
+    result = run_script("dqn_atari.py", *ATARI_TINY, "--total-timesteps", 2000, "--learning-starts", 1500,
+                        "--batch-size", 16, "--save-model", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert time.time() - start < 60
+    assert "SPS" in result.stdout and "ETA" in result.stdout and "eval:" in result.stdout
+    run_dir = only_run_dir(tmp_path)
+    episodes = read_csv(run_dir / "episodes.csv")
+    assert episodes and set(episodes[0]) == {"global_step", "episodic_return", "episodic_length", "epsilon"}
+    train_rows = read_csv(run_dir / "train.csv")
+    assert train_rows and all(np.isfinite(float(row["loss"])) for row in train_rows)
+    saved_eval = json.loads((run_dir / "eval.json").read_text())
+    assert len(saved_eval["returns"]) == 1
+    monkeypatch.chdir(tmp_path)
+    again = _atari_main(atari, "--eval-model", run_dir / "dqn_atari.pt", "--eval-episodes", 1)
+    assert again.tolist() == saved_eval["returns"]
+
+
+def test_atari_same_seed_gives_same_episode_returns(atari, tmp_path, monkeypatch):
+    returns = []
+    for name, seed in [("a", 1), ("b", 1), ("c", 2)]:
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        eval_returns = _atari_main(atari, *ATARI_TINY, "--total-timesteps", 1000, "--learning-starts", 800,
+                                   "--batch-size", 16, "--seed", seed)
+        rows = read_csv(only_run_dir(tmp_path / name) / "episodes.csv")
+        losses = [row["loss"] for row in read_csv(only_run_dir(tmp_path / name) / "train.csv")]
+        returns.append(([row["episodic_return"] for row in rows], losses, eval_returns.tolist()))
+    assert returns[0] == returns[1] and len(returns[0][0]) >= 2 and returns[0][1]
+    assert returns[0] != returns[2]
+
+
+def test_atari_capture_video_records_or_says_what_to_install(atari, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    try:
+        import moviepy  # noqa: F401
+    except ImportError:
+        with pytest.raises(SystemExit) as exit_info:
+            _atari_main(atari, *ATARI_TINY, "--capture-video")
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.strip() == "error: --capture-video needs moviepy: pip install moviepy"
+    else:
+        _atari_main(atari, *ATARI_TINY, "--capture-video")
+        assert list((tmp_path / "videos").rglob("*.mp4"))
+
+
+def test_atari_nan_loss_stops_the_run_naming_the_step(atari, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 1000, "--learning-starts", 700, "--batch-size", 8,
+                    "--learning-rate", 1e30)
+    assert exit_info.value.code == 1
+    assert "global step" in capsys.readouterr().err
+    assert read_csv(only_run_dir(tmp_path) / "episodes.csv")  # the log up to the fault is on disk
+
+
+def test_atari_ctrl_c_stops_cleanly_with_logs_and_model(atari, tmp_path, monkeypatch):
+    original_make_envs = atari.make_envs
+
+    def interrupting_make_envs(args, num_envs, training=True, **overrides):
+        envs = original_make_envs(args, num_envs, training, **overrides)
+        original_step, calls = envs.step, [0]
+
+        def step(actions):
+            calls[0] += 1
+            if calls[0] == 900:
+                raise KeyboardInterrupt
+            return original_step(actions)
+        envs.step = step
+        return envs
+    monkeypatch.setattr(atari, "make_envs", interrupting_make_envs)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--save-model")
+    assert exit_info.value.code == 130
+    run_dir = only_run_dir(tmp_path)
+    rows = read_csv(run_dir / "episodes.csv")
+    assert rows and all(row["epsilon"] for row in rows)  # complete rows, the file closed cleanly
+    assert (run_dir / "dqn_atari.pt").exists() and not (run_dir / "eval.json").exists()

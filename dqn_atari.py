@@ -1,0 +1,498 @@
+"""DQN on Atari: the Nature agent, with a 1M-transition replay memory that fits in 8 GB.
+
+Mnih et al. 2015, "Human-level control through deep reinforcement learning" (Nature 518), Algorithm 1,
+with the paper's preprocessing (84x84 grayscale, 4 stacked frames, frame skip 4 with max-pooling, up to
+30 no-op starts, a life loss ends the training episode, rewards clipped to their sign) done in C++ by
+ale-py's AtariVectorEnv, and the paper's network. Defaults are CleanRL's 10M-step settings.
+This is dqn_cartpole.py with an image network and a replay buffer that stores each frame once.
+
+    python dqn_atari.py --env-id BreakoutNoFrameskip-v4 --cuda                     # 10M steps, a GPU
+    python dqn_atari.py --total-timesteps 250000 --buffer-size 100000 \\
+        --learning-starts 10000 --exploration-fraction 0.4                        # a CPU-sized run (README)
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections import deque
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from ale_py.vector_env import AtariVectorEnv
+
+gym.register_envs(ale_py)  # the ROMs ship inside ale-py: no separate download step
+
+FRAME_SHAPE, STACK = (84, 84), 4
+
+
+# ----------------------------------------------------------------------------------------- arguments
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.error = fail  # argparse's own complaints (an unknown flag, "abc" for a number) are one line too
+    p.add_argument("--exp-name", default=os.path.basename(__file__)[: -len(".py")])
+    p.add_argument("--env-id", default="BreakoutNoFrameskip-v4", help="an Atari id: BreakoutNoFrameskip-v4, ALE/Pong-v5, ...")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--total-timesteps", type=int, default=10_000_000, help="agent steps (4 frames each), summed over envs")
+    p.add_argument("--num-envs", type=int, default=1)
+    p.add_argument("--sticky-actions", action="store_true",
+                   help="repeat the previous action with probability 0.25 (the v5 protocol); off = v4/Nature")
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
+                   help="decay the learning rate linearly to 0 over the run")
+    p.add_argument("--adam-eps", type=float, default=1e-8)
+    p.add_argument("--buffer-size", type=int, default=1_000_000, help="transitions; about 7 KB each")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--gamma", type=float, default=0.99)
+    p.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
+    p.add_argument("--target-network-frequency", type=int, default=1_000, help="env steps between target updates")
+    p.add_argument("--train-frequency", type=int, default=4, help="env steps between gradient steps")
+    p.add_argument("--learning-starts", type=int, default=80_000)
+    p.add_argument("--start-e", type=float, default=1.0)
+    p.add_argument("--end-e", type=float, default=0.01)
+    p.add_argument("--exploration-fraction", type=float, default=0.10, help="fraction of the run epsilon decays over")
+    p.add_argument("--loss", choices=["mse", "huber"], default="mse")
+    p.add_argument("--max-grad-norm", type=float, default=float("inf"), help="clip the gradient norm (default: off)")
+    p.add_argument("--eval-episodes", type=int, default=10, help="whole games, all lives")
+    p.add_argument("--eval-epsilon", type=float, default=0.05, help="Nature's evaluation epsilon")
+    p.add_argument("--eval-model", metavar="PATH", help="evaluate a saved model and exit, without training")
+    p.add_argument("--save-model", action="store_true")
+    p.add_argument("--capture-video", action="store_true", help="record the first evaluation game to videos/<run_name>/ (moviepy)")
+    p.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
+    p.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True)
+    args = p.parse_args(argv)
+
+    positive = ["total_timesteps", "num_envs", "learning_rate", "adam_eps", "buffer_size", "batch_size",
+                "target_network_frequency", "train_frequency", "max_grad_norm", "eval_episodes"]
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.seed < 0:
+        fail(f"--seed must be >= 0, got {args.seed}")
+    if args.learning_starts < 0:
+        fail(f"--learning-starts must be >= 0, got {args.learning_starts}")
+    if args.batch_size > args.buffer_size:
+        fail(f"--batch-size ({args.batch_size}) cannot exceed --buffer-size ({args.buffer_size})")
+    if args.buffer_size // args.num_envs < 2 * STACK:
+        fail(f"--buffer-size ({args.buffer_size}) is too small for {args.num_envs} envs: at least {2 * STACK} per env")
+    for name in ["gamma", "start_e", "end_e", "eval_epsilon"]:
+        if not 0 <= getattr(args, name) <= 1:
+            fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
+    for name in ["tau", "exploration_fraction"]:
+        if not 0 < getattr(args, name) <= 1:
+            fail(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
+    return args
+
+
+def fail(message):
+    """Bad input ends the run with one line and exit code 2, as argparse does, never with a traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_memory(buffer_size):
+    """Refuse a buffer that cannot fit in RAM now, instead of being killed by the OOM killer hours later."""
+    need = ReplayBuffer.bytes_needed(buffer_size)
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return  # not Linux: no cheap way to ask
+    if need > available:
+        fail(f"--buffer-size {buffer_size} needs {need / 1e9:.1f} GB of RAM but only {available / 1e9:.1f} GB "
+             f"is available; pass a smaller --buffer-size (about {int(available * 0.8 / (need / buffer_size)):,} fits)")
+
+
+# ----------------------------------------------------------------------------------------- environment
+def atari_game(env_id):
+    """'BreakoutNoFrameskip-v4' or 'ALE/Breakout-v5' -> 'breakout', the ROM name AtariVectorEnv takes."""
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as e:
+        fail(f"cannot make --env-id {env_id}: {e}")
+    if "game" not in spec.kwargs:
+        fail(f"--env-id {env_id} is not an Atari game (try BreakoutNoFrameskip-v4 or ALE/Pong-v5)")
+    return spec.kwargs["game"]
+
+
+def make_envs(args, num_envs, training=True, **overrides):
+    """The Nature preprocessing, in C++ (no opencv): 84x84 grayscale, 4 stacked frames, frame skip 4 with
+    a max over the last two frames (Atari sprites flicker), up to 30 no-ops and FIRE on reset.
+
+    The id only names the game: every id gets this same protocol, sticky actions off unless --sticky-actions
+    (ALE/*-v5 ids would otherwise bring v5's 0.25). In training, `life_loss_info` marks a lost life
+    `terminated` while the game and its frame stack go on (Nature); evaluation plays whole games.
+    Rewards come back unclipped: the logs report the real score, the learner clips (Nature, Methods).
+    SAME_STEP autoreset: the step that ends a game returns the next game's first observation, and the
+    true last one comes in info["final_obs"] (only valid for the envs whose game ended).
+    """
+    kwargs = dict(num_threads=min(num_envs, os.cpu_count() or 1), noop_max=30, frameskip=4, maxpool=True,
+                  repeat_action_probability=0.25 if args.sticky_actions else 0.0, use_fire_reset=True,
+                  life_loss_info=training, episodic_life=False, reward_clipping=False,
+                  autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    kwargs.update(overrides)
+    return AtariVectorEnv(atari_game(args.env_id), num_envs, **kwargs)
+
+
+def game_over(terminations, truncations, lives, prev_lives):
+    """Which envs started a new game on this step. A life loss is `terminated` with one life fewer; a game
+    over resets the lives to the full count, and games without lives (Pong: always 0) only end by game over."""
+    return truncations | (terminations & (lives >= prev_lives))
+
+
+# ----------------------------------------------------------------------------------------- network
+class QNetwork(nn.Module):
+    """The Nature network (Mnih et al. 2015, Methods): three conv layers, 512 hidden units, one Q per action."""
+
+    def __init__(self, n_actions):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(STACK, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
+            nn.Linear(512, n_actions),
+        )
+
+    def forward(self, obs):
+        # obs stays uint8 until here, on the device: the one conversion to float
+        return self.net(obs.float() / 255.0)
+
+
+# ----------------------------------------------------------------------------------------- replay buffer
+class ReplayBuffer:
+    """Stores each 84x84 frame once and rebuilds the 4-frame stacks of s and s' when sampling.
+
+    One ring per env (capacity // num_envs slots each), Dopamine's layout: slot t holds the newest frame of
+    the observation s_t and the action, clipped reward and `terminated` taken from it; s_{t+1}'s newest frame
+    is in slot t+1. So the stack of s_t is the frames of slots t-3..t, with the frames from before the
+    episode's first slot set to 0, exactly as AtariVectorEnv pads a reset stack. A lost life does not
+    restart the stack (the env keeps it), a new game does. The last frame of a game (from final_obs) gets
+    its own slot, which starts no transition, so a truncated game still has its true s'.
+    1,000,000 transitions: 7.1 GB instead of 28 GB for whole stacks (56 GB with s' stored as well).
+    """
+
+    def __init__(self, capacity, num_envs, rng):
+        slots = capacity // num_envs
+        self.frames = np.zeros((num_envs, slots, *FRAME_SHAPE), dtype=np.uint8)
+        self.actions = np.zeros((num_envs, slots), dtype=np.uint8)  # at most 18 Atari actions
+        self.rewards = np.zeros((num_envs, slots), dtype=np.int8)  # clipped to -1, 0, 1
+        self.terminated = np.zeros((num_envs, slots), dtype=bool)
+        self.first = np.zeros((num_envs, slots), dtype=bool)  # the first frame of an episode (a new game)
+        self.valid = np.zeros((num_envs, slots), dtype=bool)  # a transition starts here: its s' is written
+        self.slots, self.num_envs, self.rng = slots, num_envs, rng
+        self.pos = np.zeros(num_envs, dtype=np.int64)  # the slot written next, per env
+        self.size = np.zeros(num_envs, dtype=np.int64)
+
+    @staticmethod
+    def bytes_needed(capacity):
+        return capacity * (FRAME_SHAPE[0] * FRAME_SHAPE[1] + 5)
+
+    def _write(self, env, frame, first):
+        slot = self.pos[env]
+        self.frames[env, slot], self.first[env, slot], self.valid[env, slot] = frame, first, False
+        self.pos[env] = (slot + 1) % self.slots
+        self.size[env] = min(self.size[env] + 1, self.slots)
+        return slot
+
+    def add(self, obs, actions, rewards, next_obs, terminated, episode_start):
+        """One transition per env. `episode_start[i]`: obs[i] is the first observation of a new game
+        (nothing of it is stored yet); otherwise obs[i] is the next_obs of the env's previous call."""
+        for i in range(self.num_envs):
+            if episode_start[i]:
+                self._write(i, obs[i, -1], first=True)
+            slot = (self.pos[i] - 1) % self.slots  # the slot holding obs[i]'s newest frame
+            self.actions[i, slot], self.rewards[i, slot], self.terminated[i, slot] = actions[i], rewards[i], terminated[i]
+            self._write(i, next_obs[i, -1], first=False)
+            self.valid[i, slot] = True
+
+    def _sampleable(self, env, slot):
+        # When a ring is full, the 3 oldest slots' stacks would reach back into frames just overwritten.
+        age = (slot - self.pos[env]) % self.slots
+        return self.valid[env, slot] & ((self.size[env] < self.slots) | (age >= STACK - 1))
+
+    def _stacks(self, env, slot):
+        """(B, 4, 84, 84) stacks ending at `slot`, oldest frame first, zero before an episode's start."""
+        idx = (slot[:, None] + np.arange(-(STACK - 1), 1)) % self.slots
+        stacks = self.frames[env[:, None], idx]
+        first = self.first[env[:, None], idx]
+        # frame k belongs to an earlier episode if a later frame of the stack (k+1..newest) starts one
+        later_start = np.flip(np.cumsum(np.flip(first[:, 1:], axis=1), axis=1), axis=1) > 0
+        stacks[:, :-1][later_start] = 0
+        return stacks
+
+    def sample_indices(self, batch_size):
+        envs, slots = [], []
+        while sum(map(len, envs)) < batch_size:  # rejection: uniform over the slots that start a transition
+            env = self.rng.integers(0, self.num_envs, size=2 * batch_size)
+            slot = (self.rng.random(2 * batch_size) * self.size[env]).astype(np.int64)
+            keep = self._sampleable(env, slot)
+            envs.append(env[keep]), slots.append(slot[keep])
+        return np.concatenate(envs)[:batch_size], np.concatenate(slots)[:batch_size]
+
+    def sample(self, batch_size, device):
+        env, slot = self.sample_indices(batch_size)
+        obs, next_obs = self._stacks(env, slot), self._stacks(env, (slot + 1) % self.slots)
+        batch = (obs, self.actions[env, slot].astype(np.int64), self.rewards[env, slot].astype(np.float32),
+                 next_obs, self.terminated[env, slot].astype(np.float32))
+        return [torch.from_numpy(x).to(device) for x in batch]  # frames go to the device as uint8
+
+
+def linear_schedule(start_e, end_e, duration, t):
+    """Epsilon falls linearly from start_e to end_e over `duration` steps, then stays at end_e."""
+    return max(end_e, start_e + (end_e - start_e) * t / duration)
+
+
+# ----------------------------------------------------------------------------------------- training
+def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
+    """TD target of Mnih et al. 2015, Eq. (2): y = r + γ max_a' Q(s', a'; θ⁻), or y = r when s' is terminal.
+
+    Terminal here means a lost life or a game over (Nature's training episodes). A time-limit truncation
+    (108,000 frames) was stored with terminated = 0: the game would have gone on, so it bootstraps.
+    """
+    with torch.no_grad():
+        next_q_max = target_network(next_obs).max(dim=1).values
+    return rewards + gamma * (1 - terminated) * next_q_max
+
+
+def train(args, envs, q_network, device, run_dir, logs):
+    rng = np.random.default_rng(args.seed)
+    n_actions = envs.single_action_space.n
+    target_network = QNetwork(n_actions).to(device)
+    target_network.load_state_dict(q_network.state_dict())
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps)
+    rb = ReplayBuffer(args.buffer_size, args.num_envs, rng)
+    loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
+
+    obs, infos = envs.reset(seed=args.seed)
+    prev_lives, episode_start = infos["lives"], np.ones(args.num_envs, dtype=bool)
+    # a log episode is a whole game over all lives, with the real (unclipped) score papers report
+    episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
+    recent_returns = deque(maxlen=20)
+    start_time, global_step = time.time(), 0
+    num_iterations = args.total_timesteps // args.num_envs
+    for iteration in range(num_iterations):
+        global_step = iteration * args.num_envs
+        # Epsilon-greedy acting (Algorithm 1): a random action with probability epsilon, else argmax_a Q(s, a).
+        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
+        random_actions = rng.integers(0, n_actions, size=args.num_envs)
+        explore = rng.random(args.num_envs) < epsilon
+        if explore.all():
+            actions = random_actions
+        else:
+            with torch.inference_mode():
+                q_values = q_network(torch.from_numpy(obs).to(device))
+            actions = np.where(explore, random_actions, q_values.argmax(dim=1).cpu().numpy())
+
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        new_game = game_over(terminations, truncations, infos["lives"], prev_lives)
+
+        # After a game over next_obs is already the next game's first stack; s' is the true last one.
+        # (On a lost life next_obs is the true s' and the stack goes on; final_obs is then not valid.)
+        real_next_obs = next_obs.copy()
+        for i in np.flatnonzero(new_game):
+            real_next_obs[i] = infos["final_obs"][i]
+        # Learn from the sign of the reward (Nature: one learning rate for all games); store `terminated`,
+        # not `terminated or truncated`: the 108,000-frame limit is not a terminal state of the game.
+        rb.add(obs, actions, np.sign(rewards), real_next_obs, terminations, episode_start)
+        obs, prev_lives, episode_start = next_obs, infos["lives"], new_game
+
+        episode_returns += rewards
+        episode_lengths += 1
+        for i in np.flatnonzero(new_game):
+            logs.episode(global_step + i + 1, episode_returns[i], episode_lengths[i], epsilon)
+            recent_returns.append(episode_returns[i])
+            episode_returns[i], episode_lengths[i] = 0, 0
+
+        if global_step >= args.learning_starts:
+            if iteration % max(1, args.train_frequency // args.num_envs) == 0:
+                if args.anneal_lr:
+                    optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - global_step / args.total_timesteps)
+                obs_b, actions_b, rewards_b, next_obs_b, terminated_b = rb.sample(args.batch_size, device)
+                td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, args.gamma)
+                q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
+                loss = loss_fn(q_taken, td_target)  # Eq. (3): (y - Q(s, a; θ))², or Huber with --loss huber
+                if not torch.isfinite(loss):
+                    logs.fault(f"loss became {loss.item()} at global step {global_step}; stopping the run")
+                optimizer.zero_grad()
+                loss.backward()
+                if args.max_grad_norm != float("inf"):
+                    nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+                optimizer.step()
+                logs.train_step(global_step, loss, q_taken)
+
+            # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
+            if iteration % max(1, args.target_network_frequency // args.num_envs) == 0:
+                for target_param, param in zip(target_network.parameters(), q_network.parameters()):
+                    target_param.data.copy_(args.tau * param.data + (1 - args.tau) * target_param.data)
+
+        logs.progress(global_step + args.num_envs, epsilon, recent_returns, start_time)
+    return global_step + args.num_envs
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+def evaluate(q_network, args, device, video_path=None):
+    """Whole games (all lives, real score) with epsilon 0.05 (Nature), seeded apart from training.
+
+    All games run side by side, one env each. The video, if asked for, comes from a second env in lockstep
+    with the first: same seed and actions give the same game, rendered at 210x160 in colour.
+    """
+    episodes, rng = args.eval_episodes, np.random.default_rng(args.seed + 100_000)
+    envs = make_envs(args, episodes, training=False)
+    obs, _ = envs.reset(seed=args.seed + 100_000)
+    video_env = frames = None
+    if video_path:
+        video_env = make_envs(args, 1, training=False, img_height=210, img_width=160, grayscale=False, stack_num=1)
+        frames = [video_env.reset(seed=args.seed + 100_000)[0][0, 0]]
+    returns, done = np.zeros(episodes), np.zeros(episodes, dtype=bool)
+    while not done.all():
+        with torch.inference_mode():
+            actions = q_network(torch.from_numpy(obs).to(device)).argmax(dim=1).cpu().numpy()
+        explore = rng.random(episodes) < args.eval_epsilon
+        actions = np.where(explore, rng.integers(0, envs.single_action_space.n, size=episodes), actions)
+        obs, rewards, terminations, truncations, _ = envs.step(actions)
+        if video_env is not None and not done[0]:
+            video_obs, _, video_term, video_trunc, video_info = video_env.step(actions[:1])
+            ended = video_term[0] or video_trunc[0]  # then video_obs is already the next game's first frame
+            frames.append(video_info["final_obs"][0, 0] if ended else video_obs[0, 0])
+        returns += np.where(done, 0, rewards)
+        done |= terminations | truncations
+    envs.close()
+    if video_env is not None:
+        video_env.close()
+        write_video(frames, video_path)
+    return returns
+
+
+def write_video(frames, path):
+    try:
+        from moviepy import ImageSequenceClip  # moviepy 2
+    except ImportError:
+        from moviepy.editor import ImageSequenceClip  # moviepy 1
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ImageSequenceClip(list(frames), fps=15).write_videofile(path, logger=None)  # 60 fps / frame skip 4
+    print(f"video saved to {path}")
+
+
+# ----------------------------------------------------------------------------------------- plumbing
+class Logs:
+    """runs/<run_name>/: args.json, episodes.csv, train.csv, eval.json; a progress line on stdout."""
+
+    def __init__(self, run_dir, args, train_log_every=1_000, print_every=10_000):
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "args.json"), "w") as f:
+            json.dump(vars(args), f, indent=2)
+        self.episodes_file = open(os.path.join(run_dir, "episodes.csv"), "w", newline="")
+        self.train_file = open(os.path.join(run_dir, "train.csv"), "w", newline="")
+        self.episodes_csv, self.train_csv = csv.writer(self.episodes_file), csv.writer(self.train_file)
+        self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon"])
+        self.train_csv.writerow(["global_step", "loss", "q_values", "sps"])
+        self.total, self.train_log_every, self.print_every = args.total_timesteps, train_log_every, print_every
+        self.next_train_log, self.next_print, self.start_time = 0, print_every, time.time()
+
+    def episode(self, global_step, episodic_return, episodic_length, epsilon):
+        self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4)])
+
+    def train_step(self, global_step, loss, q_taken):
+        if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
+            sps = global_step / max(time.time() - self.start_time, 1e-9)
+            self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), int(sps)])
+            self.next_train_log = global_step + self.train_log_every
+
+    def progress(self, global_step, epsilon, recent_returns, start_time):
+        if global_step >= self.next_print or global_step >= self.total:
+            elapsed = time.time() - start_time
+            sps = global_step / max(elapsed, 1e-9)
+            eta = (self.total - global_step) / max(sps, 1e-9)
+            mean_return = f"{np.mean(recent_returns):7.1f}" if recent_returns else "      -"
+            print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {eta:5.0f}s | "
+                  f"return (last {len(recent_returns)}) {mean_return} | epsilon {epsilon:.3f}", flush=True)
+            self.next_print = global_step + self.print_every
+            self.episodes_file.flush()  # a long run's curve can be read while it runs
+            self.train_file.flush()
+
+    def fault(self, message):
+        self.close()
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(1)
+
+    def close(self):
+        self.episodes_file.close()
+        self.train_file.close()
+
+
+def load_model(q_network, path):
+    try:
+        q_network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except FileNotFoundError:
+        fail(f"model file not found: {path}")
+    except Exception as e:  # a pickle that is not ours, or weights of another shape
+        fail(f"model file {path} does not fit this network (check --env-id: games differ in action count): "
+             f"{str(e).splitlines()[0]}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    atari_game(args.env_id)  # an unknown id fails here, before anything is written
+    if args.capture_video:
+        try:
+            import moviepy  # noqa: F401  (writes the mp4; ALE renders the frames itself)
+        except ImportError:
+            fail("--capture-video needs moviepy: pip install moviepy")
+    run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    if args.cuda and not torch.cuda.is_available():
+        print("note: --cuda given but no GPU is available; running on the CPU", file=sys.stderr)
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # reproducible, and the env threads need the other cores
+    video_path = f"videos/{run_name}/eval-game-0.mp4" if args.capture_video else None
+
+    if args.eval_model:
+        probe = make_envs(args, 1, training=False)
+        n_actions = probe.single_action_space.n
+        probe.close()
+        q_network = QNetwork(n_actions).to(device)
+        load_model(q_network, args.eval_model)
+        returns = evaluate(q_network, args, device, video_path)
+        print(f"eval {args.eval_model}: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} games")
+        return returns
+
+    check_memory(args.buffer_size)
+    envs = make_envs(args, args.num_envs)
+    q_network = QNetwork(envs.single_action_space.n).to(device)
+    run_dir = os.path.join("runs", run_name)
+    logs = Logs(run_dir, args)
+    print(f"run {run_name}: logs in {run_dir}/")
+    try:
+        train(args, envs, q_network, device, run_dir, logs)
+        interrupted = False
+    except KeyboardInterrupt:
+        print("interrupted: logs are complete up to here", file=sys.stderr)
+        interrupted = True
+    logs.close()
+    envs.close()
+    if args.save_model:
+        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+        torch.save(q_network.state_dict(), model_path)
+        print(f"model saved to {model_path}")
+    if interrupted:
+        sys.exit(130)
+
+    returns = evaluate(q_network, args, device, video_path)
+    with open(os.path.join(run_dir, "eval.json"), "w") as f:
+        json.dump({"returns": returns.tolist(), "mean": returns.mean(), "std": returns.std()}, f)
+    print(f"eval: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} games (epsilon {args.eval_epsilon})")
+    return returns
+
+
+if __name__ == "__main__":
+    main()
