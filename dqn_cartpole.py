@@ -259,9 +259,9 @@ def train(args, envs, q_network, device, logs, best):
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-def evaluate(q_network, env_id, episodes, seed, device):
+def evaluate(q_network, env_id, episodes, seed, device, max_episode_steps=None):
     """Greedy policy argmax_a Q(s, a), no exploration, on episodes seeded apart from training."""
-    env = gym.make(env_id)
+    env = gym.make(env_id, max_episode_steps=max_episode_steps)  # None: the env's own time limit
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + 100_000 + episode)
@@ -281,17 +281,21 @@ class BestModel:
     """Keeps the weights that scored best on greedy check episodes during training (like SB3's EvalCallback).
 
     DQN on CartPole can fall back late in training (measured here: the cart drifts off the track after
-    350-450 steps), and where the run stops in that cycle is luck. The check episodes are seeded apart from
-    the final evaluation's, so the kept model is chosen on other episodes than the ones it is scored on,
-    and the final model is always scored beside it.
+    350-450 steps), and where the run stops in that cycle is luck. A drifting policy often still reaches
+    the 500-step limit, so a check plays each episode for twice the env's time limit, long enough for the
+    drift to show. The check episodes are seeded apart from the final evaluation's, so the kept model is
+    chosen on other episodes than the ones it is scored on, and the final model is always scored beside it.
     """
 
     def __init__(self, q_network, env_id, episodes, seed, device):
         self.env_id, self.episodes, self.seed, self.device = env_id, episodes, seed, device
+        time_limit = gym.spec(env_id).max_episode_steps
+        self.max_episode_steps = 2 * time_limit if time_limit else None
         self.score, self.step, self.weights = -np.inf, 0, copy.deepcopy(q_network.state_dict())
 
     def check(self, q_network, global_step):
-        score = evaluate(q_network, self.env_id, self.episodes, self.seed + 1_000_000 + global_step, self.device).mean()
+        score = evaluate(q_network, self.env_id, self.episodes, self.seed + 1_000_000 + global_step, self.device,
+                         self.max_episode_steps).mean()
         if score >= self.score:  # a tie goes to the later model, which has trained longer
             self.score, self.step, self.weights = score, global_step, copy.deepcopy(q_network.state_dict())
 

@@ -371,8 +371,9 @@ def test_smoke_train_save_and_evaluate_saved_model(tmp_path):
 def test_best_model_keeps_the_best_checked_weights_on_episodes_apart_from_the_eval(dqn, monkeypatch):
     scores, seeds_seen = iter([10.0, 50.0, 30.0, 50.0]), []
 
-    def fake_evaluate(q_network, env_id, episodes, seed, device):
-        seeds_seen.extend(range(seed, seed + episodes))
+    def fake_evaluate(q_network, env_id, episodes, seed, device, max_episode_steps=None):
+        assert max_episode_steps == 1000  # twice CartPole's limit: a slow drift off the track has time to show
+        seeds_seen.extend(range(seed + 100_000, seed + 100_000 + episodes))  # the seeds evaluate() resets with
         return np.array([next(scores)])
     monkeypatch.setattr(dqn, "evaluate", fake_evaluate)
     networks = [dqn.QNetwork(4, 2, 8) for _ in range(4)]
@@ -382,7 +383,7 @@ def test_best_model_keeps_the_best_checked_weights_on_episodes_apart_from_the_ev
     assert (best.score, best.step) == (50.0, 4000)  # a tie goes to the later, longer-trained model
     for name, tensor in networks[3].state_dict().items():
         assert torch.equal(best.weights[name], tensor)
-    eval_seeds = set(range(1 + 100_000, 1 + 100_000 + 10))
+    eval_seeds = set(range(1 + 100_000, 1 + 100_000 + 10))  # main() evaluates with seed 1 and 10 episodes
     assert not eval_seeds & set(seeds_seen)  # the model is chosen on other episodes than it is scored on
 
 
@@ -426,8 +427,10 @@ def test_nan_loss_stops_the_run_naming_the_step(tmp_path):
 
 def test_ctrl_c_stops_cleanly_with_logs_and_model(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # A shell's background job (`cmd &`) starts with SIGINT ignored, and the child would inherit that: restore it.
     proc = subprocess.Popen([sys.executable, str(ROOT / "dqn_cartpole.py"), "--save-model", "--learning-starts", "90000"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60  # wait until the first buffered block of episode rows reached the disk
     while time.time() < deadline and not any(p.stat().st_size for p in tmp_path.glob("runs/*/episodes.csv")):
         time.sleep(0.1)
