@@ -260,21 +260,23 @@ def train(args, envs, q_network, device, logs, best):
 
 # ----------------------------------------------------------------------------------------- evaluation
 def evaluate(q_network, env_id, episodes, seed, device, max_episode_steps=None):
-    """Greedy policy argmax_a Q(s, a), no exploration, on episodes seeded apart from training."""
-    env = gym.make(env_id, max_episode_steps=max_episode_steps)  # None: the env's own time limit
-    returns = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + 100_000 + episode)
-        episode_return, done = 0.0, False
-        while not done:
-            with torch.inference_mode():
-                action = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax().item()
-            obs, reward, terminated, truncated, _ = env.step(action)
-            episode_return += reward
-            done = terminated or truncated
-        returns.append(episode_return)
-    env.close()
-    return np.array(returns)
+    """Greedy policy argmax_a Q(s, a), no exploration, on episodes seeded apart from training.
+
+    The episodes run side by side, so one forward pass picks the actions of all those still going.
+    """
+    envs = [gym.make(env_id, max_episode_steps=max_episode_steps) for _ in range(episodes)]  # None: own limit
+    obs = np.stack([env.reset(seed=seed + 100_000 + episode)[0] for episode, env in enumerate(envs)])
+    returns, running = np.zeros(episodes), np.ones(episodes, dtype=bool)
+    while running.any():
+        with torch.inference_mode():
+            actions = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(dim=1).cpu().numpy()
+        for i in np.flatnonzero(running):
+            obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
+            returns[i] += reward
+            running[i] = not (terminated or truncated)
+    for env in envs:
+        env.close()
+    return returns
 
 
 class BestModel:

@@ -387,6 +387,16 @@ def test_best_model_keeps_the_best_checked_weights_on_episodes_apart_from_the_ev
     assert not eval_seeds & set(seeds_seen)  # the model is chosen on other episodes than it is scored on
 
 
+def test_evaluation_side_by_side_plays_each_episode_as_if_alone(dqn):
+    torch.manual_seed(3)
+    network = dqn.QNetwork(4, 2, 16)  # untrained: episodes of different lengths, so some end while others go on
+    together = dqn.evaluate(network, "CartPole-v1", 6, seed=7, device="cpu")
+    alone = [dqn.evaluate(network, "CartPole-v1", 1, seed=7 + i, device="cpu")[0] for i in range(6)]
+    assert len(set(together)) > 1 and together.tolist() == alone  # seeds seed+100_000+i, no crosstalk
+    limited = dqn.evaluate(network, "CartPole-v1", 6, seed=7, device="cpu", max_episode_steps=12)
+    assert limited.max() <= 12 and limited.tolist() == np.minimum(together, 12).tolist()
+
+
 @pytest.mark.parametrize("flags", [
     ["--tau", 0.05, "--target-network-frequency", 1], ["--loss", "huber", "--no-anneal-lr"],
     ["--env-id", "Acrobot-v1", "--hidden-dim", 32], ["--cuda", "--no-torch-deterministic"],
@@ -580,8 +590,6 @@ def test_dueling_mean_over_actions_of_q_is_v(dueling, layer_norm):
     assert q_values.shape == (100, 3) and value.shape == (100, 1)
     assert torch.allclose(q_values.mean(dim=1), value.squeeze(1), atol=1e-5)  # Eq. (9): mean_a Q = V
     assert torch.allclose(q_values - value, advantages - advantages.mean(dim=1, keepdim=True), atol=1e-5)
-    with torch.no_grad():  # one observation without a batch axis, as evaluate() passes it
-        assert torch.allclose(network(obs[0]), q_values[0], atol=1e-6)
 
 
 def test_dueling_shifting_every_advantage_leaves_q_unchanged(dueling):
