@@ -49,7 +49,6 @@ def parse_args(argv=None):
     p.add_argument("--end-e", type=float, default=0.05)
     p.add_argument("--exploration-fraction", type=float, default=0.2, help="fraction of the run epsilon decays over")
     p.add_argument("--hidden-dim", type=int, default=64)
-    p.add_argument("--layer-norm", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--loss", choices=["mse", "huber"], default="mse")
     p.add_argument("--max-grad-norm", type=float, default=10.0)
     p.add_argument("--eval-episodes", type=int, default=10)
@@ -125,12 +124,11 @@ def make_envs(args, run_name):
 class QNetwork(nn.Module):
     """Q(s, ·; θ): one forward pass gives the value of every action (Lecture 03, SimpleDQN)."""
 
-    def __init__(self, obs_dim, n_actions, hidden_dim, layer_norm=False):
+    def __init__(self, obs_dim, n_actions, hidden_dim):
         super().__init__()
-        norm = (lambda: nn.LayerNorm(hidden_dim)) if layer_norm else nn.Identity
         self.net = nn.Sequential(
-            nn.Linear(obs_dim, hidden_dim), norm(), nn.ReLU(),
-            nn.Linear(hidden_dim, hidden_dim), norm(), nn.ReLU(),
+            nn.Linear(obs_dim, hidden_dim), nn.ReLU(),
+            nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
             nn.Linear(hidden_dim, n_actions),
         )
 
@@ -187,7 +185,7 @@ def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
 def train(args, envs, q_network, device, logs, best):
     rng = np.random.default_rng(args.seed)
     n_actions = envs.single_action_space.n
-    target_network = QNetwork(q_network.net[0].in_features, n_actions, args.hidden_dim, args.layer_norm).to(device)
+    target_network = QNetwork(q_network.net[0].in_features, n_actions, args.hidden_dim).to(device)
     target_network.load_state_dict(q_network.state_dict())
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps, fused=True)
     rb = ReplayBuffer(args.buffer_size, envs.single_observation_space.shape[0], rng)
@@ -369,8 +367,7 @@ def main(argv=None):
         torch.set_num_threads(1)  # a small MLP does not gain from more threads (benchmarks/)
 
     envs = make_envs(args, run_name)
-    q_network = QNetwork(envs.single_observation_space.shape[0], envs.single_action_space.n, args.hidden_dim,
-                         args.layer_norm).to(device)
+    q_network = QNetwork(envs.single_observation_space.shape[0], envs.single_action_space.n, args.hidden_dim).to(device)
     if args.eval_model:
         load_model(q_network, args.eval_model)
         returns = evaluate(q_network, args.env_id, args.eval_episodes, args.seed, device)
