@@ -34,7 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--total-timesteps", type=int, default=100_000, help="environment steps, summed over envs")
     p.add_argument("--num-envs", type=int, default=1)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=True,
                    help="decay the learning rate linearly to 0 over the run")
     p.add_argument("--adam-eps", type=float, default=1e-4)
@@ -46,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
     p.add_argument("--target-network-frequency", type=int, default=500, help="env steps between target updates")
-    p.add_argument("--train-frequency", type=int, default=2, help="env steps between gradient steps")
+    p.add_argument("--train-frequency", type=int, default=4, help="env steps between gradient steps")
     p.add_argument("--learning-starts", type=int, default=1_000)
     p.add_argument("--start-e", type=float, default=1.0)
     p.add_argument("--end-e", type=float, default=0.05)

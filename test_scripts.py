@@ -570,7 +570,7 @@ def test_double_loop_selects_with_the_trained_network(double, tmp_path, monkeypa
         return original(selector, evaluator, *rest)
     monkeypatch.setattr(double, "compute_td_target", recording_target)
     monkeypatch.chdir(tmp_path)
-    double.main(list(map(str, TINY)))
+    double.main([*map(str, TINY), "--train-frequency", "2"])
     changes = [[not torch.equal(a, b) for a, b in zip(w, w[1:])] for w in (first_weights, second_weights)]
     assert len(first_weights) == 200 and all(changes[0])  # steps 200-599, every 2nd
     assert 0 < sum(changes[1]) <= 600 // 50
