@@ -281,7 +281,7 @@ class BestModel:
     """Keeps the weights that scored best on greedy check episodes during training (like SB3's EvalCallback).
 
     DQN on CartPole can fall back late in training (measured here: the cart drifts off the track after
-    350-450 steps), and where the run stops in that cycle is luck. A drifting policy often still reaches
+    200-450 steps), and where the run stops in that cycle is luck. A drifting policy often still reaches
     the 500-step limit, so a check plays each episode for twice the env's time limit, long enough for the
     drift to show. The check episodes are seeded apart from the final evaluation's, so the kept model is
     chosen on other episodes than the ones it is scored on, and the final model is always scored beside it.
