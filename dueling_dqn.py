@@ -46,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--train-frequency", type=int, default=4, help="env steps between gradient steps")
     p.add_argument("--learning-starts", type=int, default=1_000)
     p.add_argument("--start-e", type=float, default=1.0)
-    p.add_argument("--end-e", type=float, default=0.05)
+    p.add_argument("--end-e", type=float, default=0.1)
     p.add_argument("--exploration-fraction", type=float, default=0.2, help="fraction of the run epsilon decays over")
     p.add_argument("--hidden-dim", type=int, default=64)
     p.add_argument("--loss", choices=["mse", "huber"], default="mse")
