@@ -257,11 +257,34 @@ import torch  # noqa: E402  (only the DQN sections need it)
 
 TINY = ["--total-timesteps", 600, "--learning-starts", 200, "--buffer-size", 1000, "--batch-size", 32,
         "--target-network-frequency", 50, "--eval-episodes", 2]
+SCRIPTS = ["q_learning_frozenlake.py", "dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py", "dqn_atari.py"]
 
 
 @pytest.fixture(scope="module")
 def dqn():
     return load_script("dqn_cartpole.py")
+
+
+def _result_line(stdout):
+    """The headline of a run or of --eval-model: 'result: 21.7 ± 1.2 over 3 greedy episodes: ...'."""
+    (line,) = [line for line in stdout.splitlines() if line.startswith("result: ")]
+    return line
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_shows_a_help_line_and_the_default_of_every_flag(script, tmp_path):
+    result = run_script(script, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    entries = re.split(r"\n  (?=-)", result.stdout.split("\noptions:", 1)[1])[1:]  # one entry per option
+    flags = [entry for entry in entries if not entry.startswith("-h, --help")]
+    assert len(flags) >= 8
+    for entry in flags:
+        name, _, text = entry.partition("  ")
+        assert "(default: " in entry, entry
+        assert text.strip() and not text.strip().startswith("(default:"), f"no help text: {entry}"
+    for group in ["algorithm:", "run and logs:", "evaluation:"]:
+        assert f"\n{group}\n" in result.stdout
+    assert "examples:" in result.stdout  # the docstring's commands
 
 
 def test_td_target_bootstraps_on_truncation_not_on_termination(dqn):
@@ -317,6 +340,66 @@ def test_epsilon_schedule_is_linear_then_flat(dqn):
     assert dqn.linear_schedule(1.0, 0.05, 1000, 50_000) == pytest.approx(0.05)
 
 
+def _count_updates_in_the_loop(module, monkeypatch, tmp_path, *flags):
+    """Run the real loop and count its gradient steps (calls of compute_td_target) and target updates."""
+    counts = {"gradient": 0, "target": 0}
+    original_target, original_update = module.compute_td_target, module.update_target_network
+
+    def counting_target(*args, **kwargs):
+        counts["gradient"] += 1
+        return original_target(*args, **kwargs)
+
+    def counting_update(*args, **kwargs):
+        counts["target"] += 1
+        return original_update(*args, **kwargs)
+    monkeypatch.setattr(module, "compute_td_target", counting_target)
+    monkeypatch.setattr(module, "update_target_network", counting_update)
+    monkeypatch.chdir(tmp_path)
+    module.main([*map(str, flags)])
+    return counts
+
+
+@pytest.mark.parametrize("num_envs, train_frequency, gradient_steps", [(1, 4, 600), (3, 4, 600), (3, 2, 1200), (8, 4, 600)])
+def test_frequencies_count_env_steps_whatever_the_number_of_envs(dqn, tmp_path, monkeypatch, num_envs, train_frequency,
+                                                                  gradient_steps):
+    """Issue 9: over 2,400 env steps, --train-frequency 4 means 600 gradient steps with 1, 3 or 8 envs."""
+    counts = _count_updates_in_the_loop(
+        dqn, monkeypatch, tmp_path, "--total-timesteps", 2400, "--num-envs", num_envs, "--train-frequency", train_frequency,
+        "--target-network-frequency", 100, "--learning-starts", 0, "--batch-size", 8, "--buffer-size", 3000,
+        "--check-frequency", 0, "--eval-episodes", 1, "--no-save-model")
+    assert counts == {"gradient": gradient_steps, "target": 2400 // 100}
+
+
+def test_budget_not_a_multiple_of_the_envs_is_rounded_up_and_one_too_small_refused(tmp_path):
+    result = run_script("dqn_cartpole.py", *TINY, "--total-timesteps", 601, "--num-envs", 2, "--check-frequency", 0,
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "note: --total-timesteps 601 is not a multiple of --num-envs 2; running 602 steps" in result.stderr
+    assert "step      602/602" in result.stdout
+    assert_one_line_error(run_script("dqn_cartpole.py", "--total-timesteps", 3, "--num-envs", 4, cwd=tmp_path))
+
+
+def test_epsilon_and_learning_rate_in_the_loop_follow_their_schedules(dqn, tmp_path, monkeypatch):
+    learning_rates = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, *args, **kwargs):
+            learning_rates.append(self.param_groups[0]["lr"])
+            return super().step(*args, **kwargs)
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    monkeypatch.chdir(tmp_path)
+    dqn.main(["--total-timesteps", "2000", "--learning-starts", "400", "--train-frequency", "4", "--learning-rate", "0.001",
+              "--exploration-fraction", "0.5", "--start-e", "1", "--end-e", "0.2", "--batch-size", "16",
+              "--buffer-size", "2000", "--check-frequency", "0", "--eval-episodes", "1", "--no-save-model"])
+    # annealed linearly to 0 over the run, one gradient step every 4 env steps from step 400 on
+    assert np.allclose(learning_rates, [0.001 * (1 - step / 2000) for step in range(400, 2000, 4)])
+    episodes = read_csv(only_run_dir(tmp_path) / "episodes.csv")
+    for row in episodes:  # epsilon at the step that ended the episode: 1 -> 0.2 over the first 1,000 steps
+        step = int(row["global_step"]) - 1
+        assert float(row["epsilon"]) == pytest.approx(max(0.2, 1 - 0.8 * step / 1000), abs=1e-4)
+    assert {float(row["epsilon"]) for row in episodes} >= {0.2} and len(episodes) > 20
+
+
 def test_replay_buffer_wraps_around_and_samples_only_written_rows(dqn):
     rb = dqn.ReplayBuffer(5, 1, np.random.default_rng(0))
     rb.add(np.array([[0.0], [1.0]]), np.array([0, 1]), np.array([0.0, 1.0]), np.array([[10.0], [11.0]]), np.array([0, 1]))
@@ -333,67 +416,145 @@ def test_replay_buffer_wraps_around_and_samples_only_written_rows(dqn):
     assert torch.equal(next_obs[:, 0], obs[:, 0] + 10) and torch.equal(rewards, obs[:, 0])
 
 
-@pytest.mark.parametrize("flags", [
+BAD_INPUTS = [
     ["--buffer-size", 0], ["--batch-size", -1], ["--learning-rate", 0], ["--total-timesteps", -5],
     ["--batch-size", 200, "--buffer-size", 100], ["--gamma", 1.5], ["--exploration-fraction", 0],
     ["--env-id", "NoSuchEnv-v0"], ["--env-id", "Pendulum-v1"], ["--eval-model", "missing.pt"],
     ["--check-frequency", -1], ["--check-episodes", 0], ["--no-such-flag"], ["--seed", "abc"],
-])
+    ["--seed", -1], ["--seed", 4294967296], ["--learning-rate", "nan"], ["--gamma", "inf"], ["--tau", "nan"],
+    ["--max-grad-norm", "inf"], ["--total-timesteps", 3, "--num-envs", 4], ["--total-timestep", 5],
+    ["--env-id", "ALE/Breakout-v5"], ["--eval-model", "empty.pt"], ["--eval-model", "/dev/null"],
+    ["--eval-model", "truncated.pt"], ["--eval-model", "README.md"], ["--eval-model", "small.pt"],
+]
+
+
+def _bad_model_files(cwd):
+    """The files the bad --eval-model inputs name: empty, cut short, not a model, a model of another shape."""
+    (cwd / "empty.pt").write_bytes(b"")
+    (cwd / "README.md").write_text((ROOT / "README.md").read_text())
+    torch.save(torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+                                   torch.nn.Linear(16, 2)).state_dict(), cwd / "small.pt")
+    (cwd / "truncated.pt").write_bytes((cwd / "small.pt").read_bytes()[:300])
+    os.rename(cwd / "small.pt", cwd / "small.tmp")
+    state = torch.load(cwd / "small.tmp")
+    torch.save({f"net.{name}": tensor for name, tensor in state.items()}, cwd / "small.pt")  # QNetwork's names, width 16
+
+
+@pytest.mark.parametrize("flags", BAD_INPUTS)
 def test_bad_input_is_one_line_and_exit_code_2(flags, tmp_path):
-    assert_one_line_error(run_script("dqn_cartpole.py", *flags, cwd=tmp_path))
+    _bad_model_files(tmp_path)
+    result = run_script("dqn_cartpole.py", *flags, cwd=tmp_path)
+    assert_one_line_error(result)
+    assert "weights_only" not in result.stderr and "np.int64" not in result.stderr
+    if "ALE/Breakout-v5" in flags:
+        assert "dqn_atari.py" in result.stderr
+    if flags[-1] in ("empty.pt", "/dev/null", "truncated.pt", "README.md"):
+        assert "is not a saved model of dqn_cartpole.py" in result.stderr
+    if flags[-1] == "small.pt":
+        assert "[16, 4] in the file and [64, 4] here" in result.stderr
+    assert not (tmp_path / "runs").exists()
 
 
-def test_model_that_does_not_fit_is_refused(dqn, tmp_path):
-    torch.save(dqn.QNetwork(4, 2, 16).state_dict(), tmp_path / "small.pt")
-    (tmp_path / "junk.pt").write_text("not a model")
-    assert_one_line_error(run_script("dqn_cartpole.py", "--eval-model", "small.pt", cwd=tmp_path))
-    assert_one_line_error(run_script("dqn_cartpole.py", "--eval-model", "junk.pt", cwd=tmp_path))
-
-
-def test_smoke_train_save_and_evaluate_saved_model(tmp_path):
-    result = run_script("dqn_cartpole.py", *TINY, "--save-model", "--num-envs", 2, cwd=tmp_path)
+def test_eval_json_is_valid_json_when_no_check_ran(tmp_path):
+    result = run_script("dqn_cartpole.py", *TINY, "--total-timesteps", 2, "--learning-starts", 0, "--check-frequency", 0,
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "SPS" in result.stdout and "ETA" in result.stdout and "eval:" in result.stdout
+    text = (only_run_dir(tmp_path) / "eval.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    json.loads(text)
+
+
+def test_run_ends_with_a_summary_whose_again_command_reproduces_the_headline(tmp_path):
+    import shlex
+    result = run_script("dqn_cartpole.py", *TINY, "--total-timesteps", 1500, "--check-frequency", 500,
+                        "--check-episodes", 2, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(tmp_path)
-    episodes = read_csv(run_dir / "episodes.csv")
-    assert episodes and set(episodes[0]) == {"global_step", "episodic_return", "episodic_length", "epsilon"}
-    assert sum(int(row["episodic_length"]) for row in episodes) <= 600
-    assert read_csv(run_dir / "train.csv")[0].keys() == {"global_step", "loss", "q_values", "sps"}
-    saved_eval = json.loads((run_dir / "eval.json").read_text())
-    assert len(saved_eval["returns"]) == 2 and len(saved_eval["final_returns"]) == 2
-    assert saved_eval["best_step"] == 600  # no check before the end of so short a run: the last model is kept
-    assert (run_dir / "dqn_cartpole_best.pt").exists()
-    again = run_script("dqn_cartpole.py", "--eval-model", run_dir / "dqn_cartpole.pt", "--eval-episodes", 2, cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert f"{saved_eval['mean']:.1f}" in again.stdout  # the same weights and eval seeds give the same score
+    checks = read_csv(run_dir / "checks.csv")
+    assert [int(row["global_step"]) for row in checks] == [500, 1000, 1500]  # one row per check, as printed
+    assert sum(line.startswith("check  step") for line in result.stdout.splitlines()) == 3
+    saved = json.loads((run_dir / "eval.json").read_text())
+    kept = [row for row in checks if row["kept"] == "1"][-1]
+    assert saved["best_step"] == int(kept["global_step"]) and saved["best_check_score"] == float(kept["score"])
+    headline = _result_line(result.stdout)
+    assert headline.startswith(f"result: {saved['mean']:.1f} ± {saved['std']:.1f} over 2 greedy episodes: the kept model "
+                               f"(step {saved['best_step']}")
+    assert f"the final network: {saved['final_mean']:.1f}" in result.stdout
+    assert (run_dir / "dqn_cartpole.pt").exists() and (run_dir / "dqn_cartpole_final.pt").exists()
+    (again,) = [line.removeprefix("again:").strip() for line in result.stdout.splitlines() if line.startswith("again:")]
+    command = shlex.split(again)
+    assert command[0] == "python"
+    rerun = subprocess.run([sys.executable, *command[1:]], cwd=tmp_path, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _result_line(rerun.stdout).split(":")[1] == headline.split(":")[1]  # "21.7 ± 1.2 over 2 greedy episodes"
+
+
+def test_saved_models_evaluate_again_to_exactly_their_own_scores(dqn, tmp_path, monkeypatch):
+    """The reported model from the run folder alone (args.json gives the env, the width and the episodes)."""
+    monkeypatch.chdir(tmp_path)
+    dqn.main([*map(str, TINY), "--num-envs", "2", "--hidden-dim", "32", "--check-frequency", "200", "--check-episodes", "1",
+              "--eval-episodes", "3"])
+    run_dir = only_run_dir(tmp_path)
+    saved = json.loads((run_dir / "eval.json").read_text())
+    assert dqn.main(["--eval-model", str(run_dir / "dqn_cartpole.pt")]).tolist() == saved["returns"]
+    assert dqn.main(["--eval-model", str(run_dir / "dqn_cartpole_final.pt")]).tolist() == saved["final_returns"]
+    assert len(dqn.main(["--eval-model", str(run_dir / "dqn_cartpole.pt"), "--eval-episodes", "1"])) == 1  # flags win
+
+
+def test_model_saved_by_another_script_is_refused_naming_it(tmp_path):
+    run_dir = tmp_path / "runs" / "x"
+    run_dir.mkdir(parents=True)
+    (run_dir / "args.json").write_text(json.dumps({"env_id": "CartPole-v1", "script": "dueling_dqn.py"}))
+    torch.save({}, run_dir / "dueling_dqn.pt")
+    result = run_script("dqn_cartpole.py", "--eval-model", run_dir / "dueling_dqn.pt", cwd=tmp_path)
+    assert_one_line_error(result)
+    assert "saved by dueling_dqn.py" in result.stderr
 
 
 def test_best_model_keeps_the_best_checked_weights_on_episodes_apart_from_the_eval(dqn, monkeypatch):
     scores, seeds_seen = iter([10.0, 50.0, 30.0, 50.0]), []
 
-    def fake_evaluate(q_network, env_id, episodes, seed, device, max_episode_steps=None):
+    def fake_evaluate(q_network, env_id, seeds, device, max_episode_steps=None, video_dir=None):
         assert max_episode_steps == 1000  # twice CartPole's limit: a slow drift off the track has time to show
-        seeds_seen.extend(range(seed + 100_000, seed + 100_000 + episodes))  # the seeds evaluate() resets with
+        seeds_seen.extend(seeds)
         return np.array([next(scores)])
+
+    class NoLogs:
+        def check(self, *args):
+            pass
     monkeypatch.setattr(dqn, "evaluate", fake_evaluate)
     networks = [dqn.QNetwork(4, 2, 8) for _ in range(4)]
     best = dqn.BestModel(networks[0], "CartPole-v1", episodes=5, seed=1, device="cpu")
     for step, network in enumerate(networks, start=1):
-        best.check(network, global_step=step * 1000)
+        best.check(network, global_step=step * 1000, logs=NoLogs())
     assert (best.score, best.step) == (50.0, 4000)  # a tie goes to the later, longer-trained model
     for name, tensor in networks[3].state_dict().items():
         assert torch.equal(best.weights[name], tensor)
-    eval_seeds = set(range(1 + 100_000, 1 + 100_000 + 10))  # main() evaluates with seed 1 and 10 episodes
+    assert len(set(seeds_seen)) == 20  # no two checks replay the same starts
+    eval_seeds = {dqn.episode_seed(1, episode) for episode in range(10)}  # main() evaluates seed 1 with 10 episodes
     assert not eval_seeds & set(seeds_seen)  # the model is chosen on other episodes than it is scored on
+
+
+def test_evaluation_and_check_starts_of_different_seeds_are_disjoint(dqn):
+    starts = {}
+    for seed in [0, 1, 2, 7, 2**32 - 1]:
+        starts[seed] = {dqn.episode_seed(seed, e) for e in range(100)}
+        starts[seed] |= {dqn.episode_seed(seed, e, check_step=step) for step in range(0, 10**6, 10**4) for e in range(100)}
+    seeds = list(starts)
+    for i, a in enumerate(seeds):
+        assert len(starts[a]) == 100 + 100 * 100 and min(starts[a]) >= 2**32  # above every training seed
+        for b in seeds[i + 1:]:
+            assert not starts[a] & starts[b]
 
 
 def test_evaluation_side_by_side_plays_each_episode_as_if_alone(dqn):
     torch.manual_seed(3)
     network = dqn.QNetwork(4, 2, 16)  # untrained: episodes of different lengths, so some end while others go on
-    together = dqn.evaluate(network, "CartPole-v1", 6, seed=7, device="cpu")
-    alone = [dqn.evaluate(network, "CartPole-v1", 1, seed=7 + i, device="cpu")[0] for i in range(6)]
-    assert len(set(together)) > 1 and together.tolist() == alone  # seeds seed+100_000+i, no crosstalk
-    limited = dqn.evaluate(network, "CartPole-v1", 6, seed=7, device="cpu", max_episode_steps=12)
+    seeds = [dqn.episode_seed(7, episode) for episode in range(6)]
+    together = dqn.evaluate(network, "CartPole-v1", seeds, device="cpu")
+    alone = [dqn.evaluate(network, "CartPole-v1", [seed], device="cpu")[0] for seed in seeds]
+    assert len(set(together)) > 1 and together.tolist() == alone  # no crosstalk between the episodes
+    limited = dqn.evaluate(network, "CartPole-v1", seeds, device="cpu", max_episode_steps=12)
     assert limited.max() <= 12 and limited.tolist() == np.minimum(together, 12).tolist()
 
 
@@ -405,18 +566,20 @@ def test_evaluation_side_by_side_plays_each_episode_as_if_alone(dqn):
 def test_smoke_flag_families(flags, tmp_path):
     result = run_script("dqn_cartpole.py", *TINY, *flags, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "eval:" in result.stdout
+    assert _result_line(result.stdout)
 
 
-def test_capture_video_records_or_says_what_to_install(tmp_path):
-    result = run_script("dqn_cartpole.py", *TINY, "--capture-video", cwd=tmp_path)
-    try:
-        import moviepy, pygame  # noqa: F401, E401
-    except ImportError:
-        assert_one_line_error(result)
-        assert "pip install" in result.stderr
-    else:
-        assert result.returncode == 0 and list((tmp_path / "videos").rglob("*.mp4"))
+def test_capture_video_records_every_evaluation_episode_of_a_saved_model(tmp_path):
+    import imageio_ffmpeg
+    assert run_script("dqn_cartpole.py", *TINY, "--check-frequency", 0, cwd=tmp_path).returncode == 0
+    model = only_run_dir(tmp_path) / "dqn_cartpole.pt"
+    result = run_script("dqn_cartpole.py", "--eval-model", model, "--capture-video", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    returns = json.loads((only_run_dir(tmp_path) / "eval.json").read_text())["returns"]
+    videos = sorted((tmp_path / "videos" / f"{model.parent.name}-eval").glob("*.mp4"))
+    assert len(videos) == len(returns) == 2
+    for video, episode_return in zip(videos, returns):  # CartPole: 1 per step, a frame per step and one at reset
+        assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] == episode_return + 1
 
 
 def test_same_seed_gives_same_episode_returns(tmp_path):
@@ -438,11 +601,11 @@ def test_nan_loss_stops_the_run_naming_the_step(tmp_path):
 def test_ctrl_c_stops_cleanly_with_logs_and_model(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     # A shell's background job (`cmd &`) starts with SIGINT ignored, and the child would inherit that: restore it.
-    proc = subprocess.Popen([sys.executable, str(ROOT / "dqn_cartpole.py"), "--save-model", "--learning-starts", "90000"],
+    proc = subprocess.Popen([sys.executable, str(ROOT / "dqn_cartpole.py"), "--learning-starts", "90000"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 60  # wait until the first buffered block of episode rows reached the disk
-    while time.time() < deadline and not any(p.stat().st_size for p in tmp_path.glob("runs/*/episodes.csv")):
+    deadline = time.time() + 60  # wait until the first episode rows reached the disk (the files are line-buffered)
+    while time.time() < deadline and not any(len(p.read_text().splitlines()) > 5 for p in tmp_path.glob("runs/*/episodes.csv")):
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
