@@ -496,6 +496,7 @@ def test_saved_models_evaluate_again_to_exactly_their_own_scores(dqn, tmp_path, 
               "--eval-episodes", "3"])
     run_dir = only_run_dir(tmp_path)
     saved = json.loads((run_dir / "eval.json").read_text())
+    assert saved["returns"] != saved["final_returns"]  # two different models here, so a swap of the files shows
     assert dqn.main(["--eval-model", str(run_dir / "dqn_cartpole.pt")]).tolist() == saved["returns"]
     assert dqn.main(["--eval-model", str(run_dir / "dqn_cartpole_final.pt")]).tolist() == saved["final_returns"]
     assert len(dqn.main(["--eval-model", str(run_dir / "dqn_cartpole.pt"), "--eval-episodes", "1"])) == 1  # flags win
