@@ -2,19 +2,30 @@
 
 Mnih et al. 2015, "Human-level control through deep reinforcement learning" (Nature 518), Algorithm 1,
 on an environment with a vector observation and a discrete action space (CartPole-v1 by default).
-Lecture 03, Parts 3-5, builds the same agent step by step (Part 6 the variants); the names follow the lecture.
+Lecture 03, Parts 3-5, builds the same agent step by step (Part 6 the variants). Its names, in this file:
 
-    python double_dqn.py --seed 1     # the online network θ selects a', the target network θ⁻ evaluates it
+    lecture                                  this file
+    SimpleDQN(state_dim, n_actions)          QNetwork(obs_dim, n_actions, hidden_dim)
+    ReplayBuffer.push(state, ..., done)      ReplayBuffer.add(obs, actions, rewards, next_obs, terminated)
+    state, next_state                        obs, next_obs (one row per env)
+    done = terminated or truncated           terminated: only a real end stops bootstrapping
+    DQNAgent.select_action                   the epsilon-greedy lines at the top of train()'s loop
+    decay_epsilon (x 0.995 per episode)      linear_schedule (per env step)
+    DQNAgent.update                          compute_td_target and the gradient step in train()
+    target_network.load_state_dict(...)      update_target_network
 
 Every other DQN in this collection is dqn_cartpole.py plus one idea: `diff dqn_cartpole.py double_dqn.py`.
+Example commands: --help.
 """
 import argparse
 import copy
 import csv
 import json
+import math
 import os
 import sys
 import time
+import warnings
 from collections import deque
 
 import gymnasium as gym
@@ -23,92 +34,79 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+SCRIPT = os.path.basename(__file__)
+EXAMPLES = f"""examples:
+  python {SCRIPT} --seed 1
+  python {SCRIPT} --env-id Acrobot-v1 --total-timesteps 200000
+  python {SCRIPT} --eval-model runs/<run>/{SCRIPT[:-3]}.pt                # a saved model, with its run's settings
+  python {SCRIPT} --eval-model runs/<run>/{SCRIPT[:-3]}.pt --capture-video  # watch it: videos/<run>-eval/
+"""
 
-# ----------------------------------------------------------------------------------------- arguments
+
+# ----------------------------------------------------------------------------------------- flags
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.error = fail  # argparse's own complaints (an unknown flag, "abc" for a number) are one line too
-    p.add_argument("--exp-name", default=os.path.basename(__file__)[: -len(".py")])
-    p.add_argument("--env-id", default="CartPole-v1", help="any env with a Box observation and Discrete actions")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--total-timesteps", type=int, default=100_000, help="environment steps, summed over envs")
-    p.add_argument("--num-envs", type=int, default=1)
-    p.add_argument("--learning-rate", type=float, default=2e-3)
-    p.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=True,
-                   help="decay the learning rate linearly to 0 over the run")
-    p.add_argument("--adam-eps", type=float, default=1e-4)
-    p.add_argument("--buffer-size", type=int, default=100_000)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--gamma", type=float, default=0.99)
-    p.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
-    p.add_argument("--target-network-frequency", type=int, default=500, help="env steps between target updates")
-    p.add_argument("--train-frequency", type=int, default=4, help="env steps between gradient steps")
-    p.add_argument("--learning-starts", type=int, default=1_000)
-    p.add_argument("--start-e", type=float, default=1.0)
-    p.add_argument("--end-e", type=float, default=0.1)
-    p.add_argument("--exploration-fraction", type=float, default=0.2, help="fraction of the run epsilon decays over")
-    p.add_argument("--hidden-dim", type=int, default=64)
-    p.add_argument("--loss", choices=["mse", "huber"], default="mse")
-    p.add_argument("--max-grad-norm", type=float, default=10.0)
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--check-frequency", type=int, default=10_000,
-                   help="env steps between greedy checks that keep the best model so far (0: keep only the last)")
-    p.add_argument("--check-episodes", type=int, default=10, help="episodes per check, seeded apart from the eval's")
-    p.add_argument("--eval-model", metavar="PATH", help="evaluate a saved model and exit, without training")
-    p.add_argument("--save-model", action="store_true")
-    p.add_argument("--capture-video", action="store_true", help="record videos/<run_name>/ (pygame, moviepy)")
-    p.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
-    p.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True)
+    p = ArgumentParser(description=__doc__.split("\n")[0], epilog=EXAMPLES, formatter_class=HelpFormatter,
+                       allow_abbrev=False)
+    algorithm = p.add_argument_group("algorithm")
+    algorithm.add_argument("--env-id", default="CartPole-v1", help="any env with a Box observation and Discrete actions")
+    algorithm.add_argument("--total-timesteps", type=int, default=100_000, help="environment steps, summed over envs")
+    algorithm.add_argument("--num-envs", type=int, default=1, help="environments stepped side by side")
+    algorithm.add_argument("--learning-rate", type=float, default=2e-3, help="Adam's step size (the lecture: 1e-4)")
+    algorithm.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=True,
+                           help="decay the learning rate linearly to 0 over the run (Nature: constant)")
+    algorithm.add_argument("--adam-eps", type=float, default=1e-4, help="Adam's epsilon (PyTorch's default: 1e-8)")
+    algorithm.add_argument("--buffer-size", type=int, default=100_000, help="replay memory, in transitions")
+    algorithm.add_argument("--batch-size", type=int, default=512, help="transitions per gradient step (the lecture: 64)")
+    algorithm.add_argument("--gamma", type=float, default=0.99, help="discount factor")
+    algorithm.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
+    algorithm.add_argument("--target-network-frequency", type=int, default=500,
+                           help="env steps between target updates (the lecture: 1000 gradient steps)")
+    algorithm.add_argument("--train-frequency", type=int, default=4,
+                           help="env steps between gradient steps (Nature's 4; the lecture: every step)")
+    algorithm.add_argument("--learning-starts", type=int, default=1_000, help="env steps before the first gradient step")
+    algorithm.add_argument("--start-e", type=float, default=1.0, help="epsilon at the start")
+    algorithm.add_argument("--end-e", type=float, default=0.1, help="epsilon after the decay (Nature's 0.1; the lecture: 0.01)")
+    algorithm.add_argument("--exploration-fraction", type=float, default=0.2, help="fraction of the run epsilon decays over")
+    algorithm.add_argument("--hidden-dim", type=int, default=64, help="units in each of the two hidden layers (the lecture: 128)")
+    algorithm.add_argument("--loss", choices=["mse", "huber"], default="mse",
+                           help="the lecture's squared error, or Huber (Nature's clipped error)")
+    algorithm.add_argument("--max-grad-norm", type=float, default=10.0, help="clip the gradient's norm (the lecture's 10)")
+    run = p.add_argument_group("run and logs")
+    run.add_argument("--seed", type=int, default=1, help="seeds the envs, the network and the replay sampling")
+    run.add_argument("--exp-name", default=SCRIPT[: -len(".py")], help="names the run folder runs/<env>__<exp-name>__<seed>__<time>")
+    run.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
+                     help="save the reported model (and the final network) in the run folder")
+    run.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
+    run.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
+                     help="cudnn.deterministic on a GPU (the CPU is always deterministic)")
+    evaluation = p.add_argument_group("evaluation")
+    evaluation.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes that score the final models")
+    evaluation.add_argument("--check-frequency", type=int, default=10_000,
+                            help="env steps between greedy checks that keep the best model so far (0: keep the last)")
+    evaluation.add_argument("--check-episodes", type=int, default=10, help="episodes per check, seeded apart from the eval's")
+    evaluation.add_argument("--eval-model", metavar="PATH",
+                            help="evaluate a saved model and exit, with the settings in the args.json beside it")
+    evaluation.add_argument("--capture-video", action="store_true",
+                            help="record the reported model's evaluation episodes to videos/<run_name>/")
     args = p.parse_args(argv)
-
-    positive = ["total_timesteps", "num_envs", "learning_rate", "adam_eps", "buffer_size", "batch_size",
-                "target_network_frequency", "train_frequency", "hidden_dim", "max_grad_norm", "eval_episodes",
-                "check_episodes"]
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["learning_starts", "check_frequency"]:
-        if getattr(args, name) < 0:
-            fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if args.batch_size > args.buffer_size:
-        fail(f"--batch-size ({args.batch_size}) cannot exceed --buffer-size ({args.buffer_size})")
-    for name in ["gamma", "start_e", "end_e"]:
-        if not 0 <= getattr(args, name) <= 1:
-            fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
-    for name in ["tau", "exploration_fraction"]:
-        if not 0 < getattr(args, name) <= 1:
-            fail(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
+    if args.eval_model:  # the run that saved the model gives the defaults; flags typed here still win
+        p.set_defaults(**saved_run_args(args.eval_model, known=vars(args)))
+        args = p.parse_args(argv)
+    check_args(args)
     return args
 
 
-def fail(message):
-    """Bad input ends the run with one line and exit code 2, as argparse does, never with a traceback."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 # ----------------------------------------------------------------------------------------- environment
-def make_envs(args, run_name):
-    if args.capture_video:
-        try:
-            import moviepy  # noqa: F401  (RecordVideo writes mp4 files with it)
-            import pygame  # noqa: F401  (CartPole draws its frames with it)
-        except ImportError:
-            fail("--capture-video needs pygame and moviepy: pip install pygame moviepy")
-
-    def make_env(idx):
-        def thunk():
-            if args.capture_video and idx == 0:
-                env = gym.make(args.env_id, render_mode="rgb_array")
-                return gym.wrappers.RecordVideo(env, f"videos/{run_name}", disable_logger=True)
-            return gym.make(args.env_id)
-        return thunk
-
+def make_envs(args):
+    if args.env_id.startswith("ALE/") or "NoFrameskip" in args.env_id:
+        fail(f"--env-id {args.env_id} is an Atari game: use dqn_atari.py")
     try:
         # SAME_STEP autoreset: the step that ends an episode already returns the next episode's first
         # observation, and the true last observation of the old one comes in info["final_obs"].
-        envs = gym.vector.SyncVectorEnv([make_env(i) for i in range(args.num_envs)],
+        envs = gym.vector.SyncVectorEnv([lambda: gym.make(args.env_id) for _ in range(args.num_envs)],
                                         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    except gym.error.DependencyNotInstalled as e:
+        fail(f"--env-id {args.env_id} needs a package that is not installed: {str(e).splitlines()[0]}")
     except gym.error.Error as e:
         fail(f"cannot make --env-id {args.env_id}: {e}")
     if not isinstance(envs.single_action_space, gym.spaces.Discrete):
@@ -164,12 +162,19 @@ class ReplayBuffer:
         return [torch.from_numpy(x).to(device) for x in batch]
 
 
+# ----------------------------------------------------------------------------------------- schedules
 def linear_schedule(start_e, end_e, duration, t):
     """Epsilon falls linearly from start_e to end_e over `duration` steps, then stays at end_e."""
     return max(end_e, start_e + (end_e - start_e) * t / duration)
 
 
-# ----------------------------------------------------------------------------------------- training
+def due(global_step, num_envs, frequency):
+    """How many multiples of `frequency` fall among this vector step's env steps, global_step .. global_step +
+    num_envs - 1: so --train-frequency and --target-network-frequency count env steps, whatever --num-envs."""
+    return (global_step + num_envs - 1) // frequency - (global_step - 1) // frequency
+
+
+# ----------------------------------------------------------------------------------------- TD target
 def compute_td_target(q_network, target_network, rewards, next_obs, terminated, gamma):
     """van Hasselt et al. 2016, Eq. (4): y = r + γ Q(s', argmax_a' Q(s', a'; θ); θ⁻), or y = r when s' is terminal.
 
@@ -181,11 +186,17 @@ def compute_td_target(q_network, target_network, rewards, next_obs, terminated, 
     return rewards + gamma * (1 - terminated) * next_q
 
 
+def update_target_network(target_network, q_network, tau):
+    """θ⁻ ← τ θ + (1 − τ) θ⁻: Algorithm 1's copy θ⁻ = θ every C steps at τ = 1, Polyak averaging below 1."""
+    for target_param, param in zip(target_network.parameters(), q_network.parameters()):
+        target_param.data.copy_(tau * param.data + (1 - tau) * target_param.data)
+
+
+# ----------------------------------------------------------------------------------------- training loop
 def train(args, envs, q_network, device, logs, best):
     rng = np.random.default_rng(args.seed)
     n_actions = envs.single_action_space.n
-    target_network = QNetwork(q_network.net[0].in_features, n_actions, args.hidden_dim).to(device)
-    target_network.load_state_dict(q_network.state_dict())
+    target_network = copy.deepcopy(q_network)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps, fused=True)
     rb = ReplayBuffer(args.buffer_size, envs.single_observation_space.shape[0], rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
@@ -193,8 +204,8 @@ def train(args, envs, q_network, device, logs, best):
     obs, _ = envs.reset(seed=args.seed)
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
     recent_returns = deque(maxlen=20)
-    start_time, global_step = time.time(), 0
-    num_iterations = args.total_timesteps // args.num_envs
+    start_time = time.time()
+    num_iterations = math.ceil(args.total_timesteps / args.num_envs)  # a last, partly extra step: none dropped
     for iteration in range(num_iterations):
         global_step = iteration * args.num_envs
         # Epsilon-greedy acting (Algorithm 1): a random action with probability epsilon, else argmax_a Q(s, a).
@@ -229,7 +240,7 @@ def train(args, envs, q_network, device, logs, best):
             episode_returns[i], episode_lengths[i] = 0, 0
 
         if global_step >= args.learning_starts:
-            if iteration % max(1, args.train_frequency // args.num_envs) == 0:
+            for _ in range(due(global_step, args.num_envs, args.train_frequency)):
                 if args.anneal_lr:
                     optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - global_step / args.total_timesteps)
                 obs_b, actions_b, rewards_b, next_obs_b, terminated_b = rb.sample(args.batch_size, device)
@@ -245,34 +256,43 @@ def train(args, envs, q_network, device, logs, best):
                 logs.train_step(global_step, loss, q_taken)
 
             # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
-            if iteration % max(1, args.target_network_frequency // args.num_envs) == 0:
-                for target_param, param in zip(target_network.parameters(), q_network.parameters()):
-                    target_param.data.copy_(args.tau * param.data + (1 - args.tau) * target_param.data)
+            for _ in range(due(global_step, args.num_envs, args.target_network_frequency)):
+                update_target_network(target_network, q_network, args.tau)
 
         steps_done = global_step + args.num_envs
-        if args.check_frequency and (steps_done % args.check_frequency < args.num_envs or iteration == num_iterations - 1):
-            best.check(q_network, steps_done)  # every --check-frequency steps, and the last model competes too
+        if args.check_frequency and (due(global_step + 1, args.num_envs, args.check_frequency) or iteration == num_iterations - 1):
+            best.check(q_network, steps_done, logs)  # every --check-frequency steps, and the last model competes too
         logs.progress(steps_done, epsilon, recent_returns, start_time)
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-def evaluate(q_network, env_id, episodes, seed, device, max_episode_steps=None):
-    """Greedy policy argmax_a Q(s, a), no exploration, on episodes seeded apart from training.
+def episode_seed(seed, episode, check_step=None):
+    """The env seed of greedy episode `episode`. Training seed s owns [(s + 1) * 2**32, (s + 2) * 2**32): the final
+    evaluation its first half, the checks (offset by their step) the second. So no two training seeds, and no check
+    and the evaluation, share a start, and training itself (seeds below 2**32) shares none with either."""
+    block = (seed + 1) * 2**32
+    return block + episode if check_step is None else block + 2**31 + check_step + episode
+
+
+def evaluate(q_network, env_id, seeds, device, max_episode_steps=None, video_dir=None):
+    """Greedy policy argmax_a Q(s, a), no exploration: one episode per env seed in `seeds`.
 
     The episodes run side by side, so one forward pass picks the actions of all those still going.
     """
-    envs = [gym.make(env_id, max_episode_steps=max_episode_steps) for _ in range(episodes)]  # None: own limit
-    obs = np.stack([env.reset(seed=seed + 100_000 + episode)[0] for episode, env in enumerate(envs)])
-    returns, running = np.zeros(episodes), np.ones(episodes, dtype=bool)
-    while running.any():
-        with torch.inference_mode():
-            actions = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(dim=1).cpu().numpy()
-        for i in np.flatnonzero(running):
-            obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
-            returns[i] += reward
-            running[i] = not (terminated or truncated)
-    for env in envs:
-        env.close()
+    envs = [make_eval_env(env_id, max_episode_steps, video_dir, i) for i in range(len(seeds))]
+    try:
+        obs = np.stack([env.reset(seed=seed)[0] for seed, env in zip(seeds, envs)])
+        returns, running = np.zeros(len(seeds)), np.ones(len(seeds), dtype=bool)
+        while running.any():
+            with torch.inference_mode():
+                actions = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(dim=1).cpu().numpy()
+            for i in np.flatnonzero(running):
+                obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
+                returns[i] += reward
+                running[i] = not (terminated or truncated)
+    finally:
+        for env in envs:
+            env.close()
     return returns
 
 
@@ -292,28 +312,120 @@ class BestModel:
         self.max_episode_steps = 2 * time_limit if time_limit else None
         self.score, self.step, self.weights = -np.inf, 0, copy.deepcopy(q_network.state_dict())
 
-    def check(self, q_network, global_step):
-        score = evaluate(q_network, self.env_id, self.episodes, self.seed + 1_000_000 + global_step, self.device,
-                         self.max_episode_steps).mean()
-        if score >= self.score:  # a tie goes to the later model, which has trained longer
+    def check(self, q_network, global_step, logs):
+        seeds = [episode_seed(self.seed, episode, check_step=global_step) for episode in range(self.episodes)]
+        score = evaluate(q_network, self.env_id, seeds, self.device, self.max_episode_steps).mean()
+        kept = score >= self.score  # a tie goes to the later model, which has trained longer
+        if kept:
             self.score, self.step, self.weights = score, global_step, copy.deepcopy(q_network.state_dict())
+        logs.check(global_step, score, self.episodes, kept)
 
 
 # ----------------------------------------------------------------------------------------- plumbing
-class Logs:
-    """runs/<run_name>/: args.json, episodes.csv, train.csv, eval.json; a progress line on stdout."""
+# Argument checks, the video recorder, logs, model files and main(): what runs the lesson above.
 
-    def __init__(self, run_dir, args, train_log_every=1_000, print_every=10_000):
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's own complaints (an unknown flag, "abc" for a number) end in one `error:` line too."""
+
+    def error(self, message):
+        fail(message)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every flag's default, and the example commands as they are written."""
+
+
+def fail(message):
+    """Bad input ends the run with one line and exit code 2, as argparse does, never with a traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_args(args):
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    positive = ["total_timesteps", "num_envs", "learning_rate", "adam_eps", "buffer_size", "batch_size",
+                "target_network_frequency", "train_frequency", "hidden_dim", "max_grad_norm", "eval_episodes",
+                "check_episodes"]
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ["learning_starts", "check_frequency"]:
+        if getattr(args, name) < 0:
+            fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not 0 <= args.seed < 2**32:
+        fail(f"--seed must be in [0, 2**32 - 1] (numpy's seeding range), got {args.seed}")
+    if args.total_timesteps < args.num_envs:
+        fail(f"--total-timesteps ({args.total_timesteps}) must be at least --num-envs ({args.num_envs})")
+    if args.total_timesteps >= 2**31:
+        fail(f"--total-timesteps must be below 2**31, got {args.total_timesteps}")
+    if args.batch_size > args.buffer_size:
+        fail(f"--batch-size ({args.batch_size}) cannot exceed --buffer-size ({args.buffer_size})")
+    for name in ["gamma", "start_e", "end_e"]:
+        if not 0 <= getattr(args, name) <= 1:
+            fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
+    for name in ["tau", "exploration_fraction"]:
+        if not 0 < getattr(args, name) <= 1:
+            fail(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
+    if args.total_timesteps % args.num_envs and not args.eval_model:
+        steps = math.ceil(args.total_timesteps / args.num_envs) * args.num_envs
+        print(f"note: --total-timesteps {args.total_timesteps} is not a multiple of --num-envs {args.num_envs}; "
+              f"running {steps} steps", file=sys.stderr)
+
+
+def saved_run_args(model_path, known):
+    """The settings of the run that saved `model_path`, from the args.json beside it ({} if there is none)."""
+    path = os.path.join(os.path.dirname(model_path), "args.json")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        script = saved.get("script", SCRIPT)
+    except (OSError, ValueError, AttributeError):
+        fail(f"cannot read {path}, the settings of the run that saved {model_path}")
+    if script != SCRIPT:
+        fail(f"{model_path} was saved by {script}; evaluate it with that script")
+    return {name: value for name, value in saved.items() if name in known and name not in ("eval_model", "capture_video")}
+
+
+def make_eval_env(env_id, max_episode_steps, video_dir, index):
+    """One evaluation env; with a video folder, an mp4 of its episode is written there (pygame draws, moviepy writes)."""
+    if video_dir is None:
+        return gym.make(env_id, max_episode_steps=max_episode_steps)  # None: the env's own time limit
+    try:
+        import moviepy  # noqa: F401  (RecordVideo writes mp4 files with it)
+        import pygame  # noqa: F401  (classic-control envs draw their frames with it)
+    except ImportError:
+        fail("--capture-video needs pygame and moviepy: pip install -r requirements.txt")
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no screen needed
+    env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array")
+    with warnings.catch_warnings():  # one folder for all the episodes: not a mistake, so not a warning
+        warnings.simplefilter("ignore")
+        return gym.wrappers.RecordVideo(env, video_dir, name_prefix=f"eval-{index}", disable_logger=True)
+
+
+class Logs:
+    """runs/<run_name>/: args.json, episodes.csv, train.csv, checks.csv, eval.json; progress lines on stdout.
+
+    The CSV files are line-buffered: every row is on disk when written, so a run can be plotted while it goes.
+    """
+
+    def __init__(self, run_dir, args, train_log_every=1_000):
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "args.json"), "w") as f:
-            json.dump(vars(args), f, indent=2)
-        self.episodes_file = open(os.path.join(run_dir, "episodes.csv"), "w", newline="")
-        self.train_file = open(os.path.join(run_dir, "train.csv"), "w", newline="")
-        self.episodes_csv, self.train_csv = csv.writer(self.episodes_file), csv.writer(self.train_file)
+            json.dump({**vars(args), "script": SCRIPT}, f, indent=2)
+        self.files = {name: open(os.path.join(run_dir, f"{name}.csv"), "w", newline="", buffering=1)
+                      for name in ["episodes", "train", "checks"]}
+        self.episodes_csv, self.train_csv, self.checks_csv = (csv.writer(f) for f in self.files.values())
         self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon"])
         self.train_csv.writerow(["global_step", "loss", "q_values", "sps"])
-        self.total, self.train_log_every, self.print_every = args.total_timesteps, train_log_every, print_every
-        self.next_train_log, self.next_print, self.start_time = 0, print_every, time.time()
+        self.checks_csv.writerow(["global_step", "score", "kept"])
+        self.total = math.ceil(args.total_timesteps / args.num_envs) * args.num_envs
+        self.print_every = min(10_000, math.ceil(self.total / 10))  # every 10% of the run, every 10,000 steps
+        self.train_log_every, self.next_train_log, self.next_print = train_log_every, 0, self.print_every
+        self.start_time = time.time()
 
     def episode(self, global_step, episodic_return, episodic_length, epsilon):
         self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4)])
@@ -323,6 +435,11 @@ class Logs:
             sps = global_step / max(time.time() - self.start_time, 1e-9)
             self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), int(sps)])
             self.next_train_log = global_step + self.train_log_every
+
+    def check(self, global_step, score, episodes, kept):
+        self.checks_csv.writerow([global_step, score, int(kept)])
+        print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy episodes" + ("  (kept)" if kept else ""),
+              flush=True)
 
     def progress(self, global_step, epsilon, recent_returns, start_time):
         if global_step >= self.next_print or global_step >= self.total:
@@ -340,17 +457,41 @@ class Logs:
         sys.exit(1)
 
     def close(self):
-        self.episodes_file.close()
-        self.train_file.close()
+        for f in self.files.values():
+            f.close()
 
 
 def load_model(q_network, path):
-    try:
-        q_network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except FileNotFoundError:
+    """Weights saved by this script, or one line that says why not (never torch's advice to unpickle)."""
+    if not os.path.exists(path):
         fail(f"model file not found: {path}")
-    except Exception as e:  # a pickle that is not ours, or weights of another shape
-        fail(f"model file {path} does not fit this network (check --env-id and --hidden-dim): {str(e).splitlines()[0]}")
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # empty, truncated, or not a torch file at all
+        fail(f"{path} is not a saved model of {SCRIPT} (torch.load cannot read it)")
+    expected = q_network.state_dict()
+    if not isinstance(state_dict, dict) or set(state_dict) != set(expected):
+        fail(f"{path} is not a saved model of {SCRIPT} (its layers are not this network's)")
+    for name, tensor in expected.items():
+        if state_dict[name].shape != tensor.shape:
+            fail(f"{path} does not fit this network: {name} is {list(state_dict[name].shape)} in the file and "
+                 f"{list(tensor.shape)} here (check --env-id and --hidden-dim)")
+    q_network.load_state_dict(state_dict)
+
+
+def print_summary(run_dir, args, eval_result, best):
+    """The end of a run: the headline number and what it is, the files written, how to look again."""
+    model_file = os.path.join(run_dir, f"{args.exp_name}.pt")
+    script = os.path.relpath(__file__)  # so the commands below run as printed from where this run started
+    what = (f"the kept model (step {best.step}, {best.score:.1f} on {args.check_episodes} check episodes)"
+            if args.check_frequency else "the final network")
+    print(f"result: {eval_result['mean']:.1f} ± {eval_result['std']:.1f} over {args.eval_episodes} greedy episodes: {what}")
+    if args.check_frequency:
+        print(f"        the final network: {eval_result['final_mean']:.1f} ± {eval_result['final_std']:.1f} on the same episodes")
+    print(f"files:  {run_dir}/ ({', '.join(sorted(os.listdir(run_dir)))})")
+    if args.save_model:
+        print(f"again:  python {script} --eval-model {model_file}")
+        print(f"video:  python {script} --eval-model {model_file} --capture-video")
 
 
 def main(argv=None):
@@ -365,48 +506,59 @@ def main(argv=None):
     if device.type == "cpu":
         torch.set_num_threads(1)  # a small MLP does not gain from more threads (benchmarks/)
 
-    envs = make_envs(args, run_name)
+    envs = make_envs(args)
     q_network = QNetwork(envs.single_observation_space.shape[0], envs.single_action_space.n, args.hidden_dim).to(device)
+    eval_seeds = [episode_seed(args.seed, episode) for episode in range(args.eval_episodes)]
     if args.eval_model:
+        envs.close()
         load_model(q_network, args.eval_model)
-        returns = evaluate(q_network, args.env_id, args.eval_episodes, args.seed, device)
-        print(f"eval {args.eval_model}: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} episodes")
+        q_network.to(device)
+        video_dir = f"videos/{os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))}-eval"
+        returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir if args.capture_video else None)
+        print(f"result: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} greedy episodes: {args.eval_model}")
+        if args.capture_video:
+            print(f"video:  {video_dir}/")
         return returns
 
     run_dir = os.path.join("runs", run_name)
     logs = Logs(run_dir, args)
     best = BestModel(q_network, args.env_id, args.check_episodes, args.seed, device)
     print(f"run {run_name}: logs in {run_dir}/")
+    interrupted = False
     try:
         train(args, envs, q_network, device, logs, best)
-        interrupted = False
     except KeyboardInterrupt:
         print("interrupted: logs are complete up to here", file=sys.stderr)
         interrupted = True
-    logs.close()
-    envs.close()
+    finally:
+        logs.close()
+        envs.close()
+
+    # The model the run reports is the one the checks kept (the last model competes too), else the final one.
+    final_weights = copy.deepcopy(q_network.state_dict())
+    reported_weights = best.weights if args.check_frequency and best.step else final_weights
     if args.save_model:
-        torch.save(q_network.state_dict(), os.path.join(run_dir, f"{args.exp_name}.pt"))
+        torch.save(reported_weights, os.path.join(run_dir, f"{args.exp_name}.pt"))
         if args.check_frequency:
-            torch.save(best.weights, os.path.join(run_dir, f"{args.exp_name}_best.pt"))
-        print(f"model saved to {run_dir}/{args.exp_name}.pt" + (" (and _best.pt)" if args.check_frequency else ""))
+            torch.save(final_weights, os.path.join(run_dir, f"{args.exp_name}_final.pt"))
     if interrupted:
         sys.exit(130)
 
-    # The same evaluation episodes score the final model and, beside it, the best one the checks kept.
-    final_returns = evaluate(q_network, args.env_id, args.eval_episodes, args.seed, device)
+    # The same evaluation episodes score the final network and, beside it, the model the checks kept.
+    video_dir = f"videos/{run_name}" if args.capture_video else None
+    final_returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=None if args.check_frequency else video_dir)
     result = {"final_returns": final_returns.tolist(), "final_mean": final_returns.mean(), "final_std": final_returns.std()}
-    print(f"eval (final model): {final_returns.mean():.1f} ± {final_returns.std():.1f} over {len(final_returns)} greedy episodes")
-    returns, kept = final_returns, ""
+    returns = final_returns
     if args.check_frequency:
-        q_network.load_state_dict(best.weights)
-        returns = evaluate(q_network, args.env_id, args.eval_episodes, args.seed, device)
-        result.update(best_step=best.step, best_check_score=best.score)
-        kept = f" (the best model, kept at step {best.step} with {best.score:.1f} on {args.check_episodes} check episodes)"
+        q_network.load_state_dict(reported_weights)
+        returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
+        result.update(best_step=best.step, best_check_score=best.score if np.isfinite(best.score) else None)
     result.update(returns=returns.tolist(), mean=returns.mean(), std=returns.std())
     with open(os.path.join(run_dir, "eval.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"eval: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} greedy episodes{kept}")
+        json.dump(result, f, indent=2, allow_nan=False)
+    print_summary(run_dir, args, result, best)
+    if video_dir:
+        print(f"        videos of the reported model: {video_dir}/")
     return returns
 
 

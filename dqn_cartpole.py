@@ -15,12 +15,7 @@ Lecture 03, Parts 3-5, builds the same agent step by step (Part 6 the variants).
     target_network.load_state_dict(...)      update_target_network
 
 Every other DQN in this collection is dqn_cartpole.py plus one idea: `diff dqn_cartpole.py double_dqn.py`.
-"""
-EXAMPLES = """examples:
-  python dqn_cartpole.py --seed 1                                     # CartPole-v1, about a minute on a CPU
-  python dqn_cartpole.py --env-id Acrobot-v1 --total-timesteps 200000
-  python dqn_cartpole.py --eval-model runs/<run>/dqn_cartpole.pt      # a saved model, settings from its run
-  python dqn_cartpole.py --eval-model runs/<run>/dqn_cartpole.pt --capture-video
+Example commands: --help.
 """
 import argparse
 import copy
@@ -40,6 +35,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SCRIPT = os.path.basename(__file__)
+EXAMPLES = f"""examples:
+  python {SCRIPT} --seed 1
+  python {SCRIPT} --env-id Acrobot-v1 --total-timesteps 200000
+  python {SCRIPT} --eval-model runs/<run>/{SCRIPT[:-3]}.pt                # a saved model, with its run's settings
+  python {SCRIPT} --eval-model runs/<run>/{SCRIPT[:-3]}.pt --capture-video  # watch it: videos/<run>-eval/
+"""
 
 
 # ----------------------------------------------------------------------------------------- flags
