@@ -280,6 +280,7 @@ def test_help_shows_a_help_line_and_the_default_of_every_flag(script, tmp_path):
     assert len(flags) >= 8
     for entry in flags:
         name, _, text = entry.partition("  ")
+        entry, text = " ".join(entry.split()), " ".join(text.split())  # argparse wraps lines at the terminal's width
         assert "(default: " in entry, entry
         assert text.strip() and not text.strip().startswith("(default:"), f"no help text: {entry}"
     for group in ["algorithm:", "run and logs:", "evaluation:"]:
@@ -878,36 +879,51 @@ def test_per_wraps_around_like_the_uniform_buffer(per):
 
 
 def test_per_loop_anneals_beta_weights_the_loss_and_updates_priorities(per, tmp_path, monkeypatch):
-    betas, updates, reductions = [], [], []
+    """In the real loop: β anneals to 1, the loss is the IS-weighted mean (Algorithm 1, line 13), and the new
+    priorities come from the TD errors δ = y - Q(s, a) of that same update (line 12)."""
+    steps = []  # per gradient step: beta, weights, rows, the loss's inputs, the loss, the priority update
     original_sample, original_update = per.PrioritizedReplayBuffer.sample, per.PrioritizedReplayBuffer.update_priorities
-    original_mse = per.F.mse_loss
+    original_mse, original_train_step = per.F.mse_loss, per.Logs.train_step
 
     def recording_sample(self, batch_size, device, beta):
-        betas.append(beta)
-        return original_sample(self, batch_size, device, beta)
+        batch = original_sample(self, batch_size, device, beta)
+        steps.append({"beta": beta, "rows": batch[-2].copy(), "weights": batch[-1].clone()})
+        return batch
+
+    def recording_mse(q_taken, td_target, **kwargs):
+        steps[-1].update(q_taken=q_taken.detach().clone(), td_target=td_target.clone(), reduction=kwargs.get("reduction"))
+        return original_mse(q_taken, td_target, **kwargs)
+
+    def recording_train_step(self, global_step, loss, q_taken):
+        steps[-1]["loss"] = loss.item()
+        return original_train_step(self, global_step, loss, q_taken)
 
     def recording_update(self, rows, td_errors):
-        updates.append((rows.copy(), np.copy(td_errors)))
+        steps[-1].update(updated_rows=rows.copy(), td_errors=np.copy(td_errors))
         original_update(self, rows, td_errors)
-
-    def recording_mse(*args, **kwargs):
-        reductions.append(kwargs.get("reduction", "mean"))
-        return original_mse(*args, **kwargs)
     monkeypatch.setattr(per.PrioritizedReplayBuffer, "sample", recording_sample)
     monkeypatch.setattr(per.PrioritizedReplayBuffer, "update_priorities", recording_update)
     monkeypatch.setattr(per.F, "mse_loss", recording_mse)
+    monkeypatch.setattr(per.Logs, "train_step", recording_train_step)
     monkeypatch.chdir(tmp_path)
-    per.main([*map(str, TINY), "--train-frequency", "1"])
+    per.main([*map(str, TINY), "--train-frequency", "1", "--check-frequency", "0", "--no-save-model"])
     # β from 0.4 at step 0 to 1 at the end, linearly: gradient steps run from step 200 to 599
-    assert len(betas) == 400 and np.allclose(betas, 0.4 + 0.6 * np.arange(200, 600) / 600)
-    assert len(updates) == len(betas) and all(len(rows) == 32 and len(errors) == 32 for rows, errors in updates)
-    assert reductions and set(reductions) == {"none"}  # an elementwise loss, to be weighted by w before the mean
+    assert len(steps) == 400 and np.allclose([step["beta"] for step in steps], 0.4 + 0.6 * np.arange(200, 600) / 600)
+    assert {step["reduction"] for step in steps} == {"none"}  # an elementwise loss, to be weighted by w before the mean
+    unequal_weights = 0
+    for step in steps:
+        squared_errors = (step["td_target"] - step["q_taken"]) ** 2
+        assert step["loss"] == pytest.approx((step["weights"] * squared_errors).mean().item(), rel=1e-5)
+        unequal_weights += not torch.allclose(step["weights"], torch.ones(32))
+        assert np.array_equal(step["updated_rows"], step["rows"])
+        assert np.allclose(step["td_errors"], (step["td_target"] - step["q_taken"]).numpy(), atol=1e-6)  # δ, not y
+    assert unequal_weights > 300  # weights that differ from 1, so an unweighted loss would not pass for a weighted one
 
 
 @pytest.mark.parametrize("flags", [
     ["--prioritized-replay-alpha", -0.1], ["--prioritized-replay-alpha", 1.5], ["--prioritized-replay-beta", -0.1],
     ["--prioritized-replay-beta", 1.01], ["--prioritized-replay-eps", 0], ["--prioritized-replay-eps", -1e-6],
-    ["--prioritized-replay-alpha", "high"],
+    ["--prioritized-replay-alpha", "high"], ["--prioritized-replay-eps", "nan"], ["--prioritized-replay-beta", "inf"],
 ])
 def test_per_bad_input_is_one_line_and_exit_code_2(flags, tmp_path):
     result = run_script("per_dqn.py", *flags, cwd=tmp_path)
@@ -918,24 +934,40 @@ def test_per_bad_input_is_one_line_and_exit_code_2(flags, tmp_path):
 
 @pytest.mark.parametrize("variant", VARIANT_DIFF_BOUNDS)
 @pytest.mark.parametrize("flags", [["--buffer-size", 0], ["--gamma", 1.5], ["--env-id", "Pendulum-v1"],
-                                   ["--eval-model", "missing.pt"], ["--no-such-flag"]])
+                                   ["--eval-model", "missing.pt"], ["--no-such-flag"], ["--seed", 4294967296],
+                                   ["--learning-rate", "nan"], ["--eval-model", "README.md"],
+                                   ["--total-timesteps", 3, "--num-envs", 4]])
 def test_variant_keeps_dqn_bad_input_handling(variant, flags, tmp_path):
+    (tmp_path / "README.md").write_text("not a model")
     assert_one_line_error(run_script(variant, *flags, cwd=tmp_path))
 
 
 @pytest.mark.parametrize("variant", VARIANT_DIFF_BOUNDS)
-def test_variant_smoke_train_save_and_evaluate_saved_model(variant, tmp_path):
-    result = run_script(variant, *TINY, "--save-model", "--num-envs", 2, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "SPS" in result.stdout and "eval:" in result.stdout
+def test_variant_smoke_train_save_and_evaluate_saved_model(variant, tmp_path, monkeypatch):
+    """Each saved model, from the run folder alone, evaluates again to exactly its own returns in eval.json."""
+    module = load_script(variant)
+    monkeypatch.chdir(tmp_path)
+    module.main([*map(str, TINY), "--num-envs", "2", "--check-frequency", "200", "--check-episodes", "1"])
     run_dir = only_run_dir(tmp_path)
     assert f"__{variant.removesuffix('.py')}__1__" in run_dir.name  # the experiment name is the file's
-    assert read_csv(run_dir / "episodes.csv") and read_csv(run_dir / "train.csv")
-    saved_eval = json.loads((run_dir / "eval.json").read_text())
+    assert read_csv(run_dir / "episodes.csv") and read_csv(run_dir / "train.csv") and read_csv(run_dir / "checks.csv")
+    saved = json.loads((run_dir / "eval.json").read_text())
     model = run_dir / variant.replace(".py", ".pt")
-    again = run_script(variant, "--eval-model", model, "--eval-episodes", 2, cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert f"{saved_eval['mean']:.1f}" in again.stdout
+    assert module.main(["--eval-model", str(model)]).tolist() == saved["returns"]
+    final = run_dir / variant.replace(".py", "_final.pt")
+    assert module.main(["--eval-model", str(final)]).tolist() == saved["final_returns"]
+
+
+def test_dueling_model_with_a_non_default_width_evaluates_from_the_run_folder_alone(tmp_path):
+    assert run_script("dueling_dqn.py", *TINY, "--hidden-dim", 24, "--check-frequency", 0, cwd=tmp_path).returncode == 0
+    run_dir = only_run_dir(tmp_path)
+    result = run_script("dueling_dqn.py", "--eval-model", run_dir / "dueling_dqn.pt", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((run_dir / "eval.json").read_text())
+    assert _result_line(result.stdout).startswith(f"result: {saved['mean']:.1f} ± {saved['std']:.1f} over 2 greedy")
+    refused = run_script("dqn_cartpole.py", "--eval-model", run_dir / "dueling_dqn.pt", cwd=tmp_path)
+    assert_one_line_error(refused)
+    assert "saved by dueling_dqn.py" in refused.stderr
 
 
 def test_per_benchmark_runs_on_a_small_setting():
