@@ -76,6 +76,8 @@ def parse_args(argv=None):
     run.add_argument("--exp-name", default=SCRIPT[: -len(".py")], help="names the run folder runs/<env>__<exp-name>__<seed>__<time>")
     run.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
                      help="save the reported model (and the final network) in the run folder")
+    run.add_argument("--probe-states", type=int, default=1_000,
+                     help="states of a random policy on which train.csv follows mean and max Q, to see overestimation (0: off)")
     run.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
     run.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
                      help="cudnn.deterministic on a GPU (the CPU is always deterministic)")
@@ -201,6 +203,7 @@ def train(args, envs, q_network, device, logs, best):
     rb = ReplayBuffer(args.buffer_size, envs.single_observation_space.shape[0], rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
 
+    probe_obs = torch.from_numpy(probe_states(args.env_id, args.seed, args.probe_states)).to(device)
     obs, _ = envs.reset(seed=args.seed)
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
     recent_returns = deque(maxlen=20)
@@ -253,7 +256,7 @@ def train(args, envs, q_network, device, logs, best):
                 loss.backward()
                 nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
                 optimizer.step()
-                logs.train_step(global_step, loss, q_taken)
+                logs.train_step(global_step, loss, q_taken, q_network, probe_obs)
 
             # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
             for _ in range(due(global_step, args.num_envs, args.target_network_frequency)):
@@ -294,6 +297,22 @@ def evaluate(q_network, env_id, seeds, device, max_episode_steps=None, video_dir
         for env in envs:
             env.close()
     return returns
+
+
+def probe_states(env_id, seed, count):
+    """`count` states that a uniformly random policy visits, from envs and a generator of their own (training's random
+    stream is untouched, so the probe changes no training number). Q on them, logged in train.csv, shows whether
+    the estimates rise above what any return can be (on CartPole 1/(1 - γ) = 100: every reward is 1)."""
+    env, rng, states, episode = gym.make(env_id), np.random.default_rng(episode_seed(seed, 0)), [], 0
+    while len(states) < count:
+        obs, _ = env.reset(seed=episode_seed(seed, episode))  # the evaluation's starts, then random actions
+        done, episode = False, episode + 1
+        while not done and len(states) < count:
+            states.append(obs)
+            obs, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+            done = terminated or truncated
+    env.close()
+    return np.array(states, dtype=np.float32).reshape(count, *env.observation_space.shape)
 
 
 class BestModel:
@@ -351,7 +370,7 @@ def check_args(args):
     for name in positive:
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["learning_starts", "check_frequency"]:
+    for name in ["learning_starts", "check_frequency", "probe_states"]:
         if getattr(args, name) < 0:
             fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if not 0 <= args.seed < 2**32:
@@ -420,8 +439,8 @@ class Logs:
                       for name in ["episodes", "train", "checks"]}
         self.episodes_csv, self.train_csv, self.checks_csv = (csv.writer(f) for f in self.files.values())
         self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon"])
-        self.train_csv.writerow(["global_step", "loss", "q_values", "sps"])
-        self.checks_csv.writerow(["global_step", "score", "kept"])
+        self.train_csv.writerow(["global_step", "loss", "q_values", "sps", "probe_q_mean", "probe_q_max"])
+        self.checks_csv.writerow(["global_step", "score", "kept", "elapsed_s"])
         self.total = math.ceil(args.total_timesteps / args.num_envs) * args.num_envs
         self.print_every = min(10_000, math.ceil(self.total / 10))  # every 10% of the run, every 10,000 steps
         self.train_log_every, self.next_train_log, self.next_print = train_log_every, 0, self.print_every
@@ -430,14 +449,17 @@ class Logs:
     def episode(self, global_step, episodic_return, episodic_length, epsilon):
         self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4)])
 
-    def train_step(self, global_step, loss, q_taken):
+    def train_step(self, global_step, loss, q_taken, q_network, probe_obs):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
             sps = global_step / max(time.time() - self.start_time, 1e-9)
-            self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), int(sps)])
+            with torch.inference_mode():
+                probe_q = q_network(probe_obs) if len(probe_obs) else torch.full((1,), float("nan"))
+            self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), int(sps),
+                                     probe_q.mean().item(), probe_q.max().item()])
             self.next_train_log = global_step + self.train_log_every
 
     def check(self, global_step, score, episodes, kept):
-        self.checks_csv.writerow([global_step, score, int(kept)])
+        self.checks_csv.writerow([global_step, score, int(kept), round(time.time() - self.start_time, 2)])
         print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy episodes" + ("  (kept)" if kept else ""),
               flush=True)
 

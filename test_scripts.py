@@ -894,9 +894,9 @@ def test_per_loop_anneals_beta_weights_the_loss_and_updates_priorities(per, tmp_
         steps[-1].update(q_taken=q_taken.detach().clone(), td_target=td_target.clone(), reduction=kwargs.get("reduction"))
         return original_mse(q_taken, td_target, **kwargs)
 
-    def recording_train_step(self, global_step, loss, q_taken):
+    def recording_train_step(self, global_step, loss, *rest):
         steps[-1]["loss"] = loss.item()
-        return original_train_step(self, global_step, loss, q_taken)
+        return original_train_step(self, global_step, loss, *rest)
 
     def recording_update(self, rows, td_errors):
         steps[-1].update(updated_rows=rows.copy(), td_errors=np.copy(td_errors))
