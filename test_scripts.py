@@ -977,6 +977,46 @@ def test_per_benchmark_runs_on_a_small_setting():
     assert "3,000 transitions" in result.stdout and "ratio lecture / ours" in result.stdout
 
 
+def test_seed_runner_summarises_over_seeds_and_the_plot_script_draws_from_it(tmp_path):
+    flags = ["--total-timesteps", 1000, "--learning-starts", 200, "--buffer-size", 1000, "--batch-size", 32,
+             "--check-frequency", 500, "--check-episodes", 2, "--eval-episodes", 3, "--probe-states", 50]
+    runner = [sys.executable, str(ROOT / "benchmarks" / "run_seeds.py"), "dqn_cartpole.py", "--seeds", "1-2",
+              "--root", str(tmp_path), "--threshold", 10, "--", *flags]
+    result = subprocess.run(list(map(str, runner)), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (summary,) = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["script"], summary["env_id"], summary["seeds"], summary["runs"]) == ("dqn_cartpole.py", "CartPole-v1", "1-2", 2)
+    for model, key in [("kept", "mean"), ("final", "final_mean")]:
+        scores = [json.loads(path.read_text())[key] for path in sorted(tmp_path.glob("runs/dqn_cartpole/CartPole-v1/seed-*/runs/*/eval.json"))]
+        m = summary[model]
+        assert m["scores"] == scores and m["mean"] == pytest.approx(np.mean(scores))
+        assert m["reached"] == sum(score >= 10 for score in scores) and m["iqm"] == pytest.approx(np.mean(scores))  # 2 seeds: no quarter to cut
+        assert m["ci95"][0] <= m["mean"] <= m["ci95"][1] and min(scores) <= m["ci95"][0] and m["ci95"][1] <= max(scores)
+    assert summary["sps_median"] > 0 and summary["first_check_at_threshold"]["runs"] in (0, 1, 2)
+    again = subprocess.run(list(map(str, runner)), capture_output=True, text=True, timeout=300)
+    assert again.stdout.count("skipped") == 2  # resumable: finished runs are not trained again
+    curves = read_csv(tmp_path / "curves" / "dqn_cartpole__CartPole-v1.csv")
+    assert {row["kind"] for row in curves} == {"check", "episodes", "probe_q"}
+    plot = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "plot_results.py"), "--curves", str(tmp_path / "curves"),
+                           "--out", str(tmp_path / "figs")], capture_output=True, text=True, timeout=120)
+    assert plot.returncode == 0, plot.stderr
+    for name in ["cartpole.png", "overestimation.png"]:
+        assert (tmp_path / "figs" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_probe_states_change_no_training_number(tmp_path):
+    returns = []
+    for probe in [0, 500]:
+        (tmp_path / str(probe)).mkdir()
+        result = run_script("dqn_cartpole.py", *TINY, "--total-timesteps", 1500, "--probe-states", probe, cwd=tmp_path / str(probe))
+        assert result.returncode == 0, result.stderr
+        run_dir = only_run_dir(tmp_path / str(probe))
+        returns.append([row["episodic_return"] for row in read_csv(run_dir / "episodes.csv")])
+        probe_q = [row["probe_q_max"] for row in read_csv(run_dir / "train.csv")]
+        assert all(q == "nan" for q in probe_q) if probe == 0 else all(np.isfinite(float(q)) for q in probe_q)
+    assert returns[0] == returns[1] and len(returns[0]) > 10
+
+
 # ---- dqn_atari.py ----
 ATARI_TINY = ["--total-timesteps", 1500, "--learning-starts", 1000, "--buffer-size", 1000, "--batch-size", 32,
               "--target-network-frequency", 200, "--exploration-fraction", 0.5, "--eval-episodes", 1]

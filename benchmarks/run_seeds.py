@@ -8,7 +8,7 @@ eval.json exists is skipped, so a sweep that was stopped goes on where it was. F
 The summary, per script and env and per seed group (1-10 and 101-110 are two groups: the defaults were chosen
 looking at seeds 1-10, so 101-110 are the fresh seeds), reports for the kept model and the final network: how
 many seeds reached the threshold, the mean, the interquartile mean and a 95% bootstrap interval of the mean over
-seeds; the steps and wall time to the first greedy check at the threshold; steps per second. It goes to
+seeds; the steps and wall time to the first greedy check at the threshold; CPU time and steps per second of CPU time. It goes to
 benchmarks/results/summary.json and a markdown table on stdout. The curves the figures need are copied to
 benchmarks/results/curves/<script>__<env-id>.csv (small: committed, so benchmarks/plot_results.py redraws every
 figure from a clone); the run folders themselves are not committed.
@@ -122,7 +122,9 @@ def summarize(script, env_id, seeds, threshold, root, rng):
     summary["first_check_at_threshold"] = {
         "runs": len(reached), "median_steps": float(np.median([f[0] for f in reached])) if reached else None,
         "median_wall_s": float(np.median([f[1] for f in reached])) if reached else None}
-    summary["sps_median"] = float(np.median([run["steps"] / run["wall_s"] for run in runs]))
+    # CPU time (user + system) is about what a run takes alone on an idle core, whatever else the machine did
+    summary["sps_median"] = float(np.median([run["steps"] / run["cpu_s"] for run in runs]))
+    summary["cpu_s_median"] = float(np.median([run["cpu_s"] for run in runs]))
     summary["wall_s_median"] = float(np.median([run["wall_s"] for run in runs]))
     return summary
 
@@ -196,8 +198,8 @@ def main(argv=None):
     with open(path, "w") as f:
         json.dump(saved + summaries, f, indent=1)
     print("| script | env | seeds | kept: reached, mean [95% CI], IQM | final: reached, mean [95% CI], IQM "
-          "| first check at threshold: steps, wall | SPS |")
-    print("|---|---|---|---|---|---|---|")
+          "| first check at threshold: steps, wall | run (CPU time) | SPS (CPU time) |")
+    print("|---|---|---|---|---|---|---|---|")
     for s in summaries:
         cells = []
         for model in ["kept", "final"]:
@@ -206,7 +208,7 @@ def main(argv=None):
         first = s["first_check_at_threshold"]
         at = (f"{first['median_steps']:,.0f}, {first['median_wall_s']:.0f} s ({first['runs']}/{s['runs']})"
               if first["runs"] else "never")
-        print(f"| {s['script']} | {s['env_id']} | {s['seeds']} | {cells[0]} | {cells[1]} | {at} | {s['sps_median']:,.0f} |")
+        print(f"| {s['script']} | {s['env_id']} | {s['seeds']} | {cells[0]} | {cells[1]} | {at} | {s['cpu_s_median']:.0f} s | {s['sps_median']:,.0f} |")
 
 
 if __name__ == "__main__":

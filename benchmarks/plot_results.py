@@ -1,0 +1,143 @@
+"""Draw the figures in docs/ from the small CSVs that benchmarks/run_seeds.py keeps in benchmarks/results/curves/.
+
+    python benchmarks/plot_results.py                       # every figure there is data for
+    python benchmarks/plot_results.py --curves DIR --out DIR
+
+Every curve is the mean over seeds with a 95% bootstrap band (the seeds resampled with replacement, numpy only):
+- docs/cartpole.png: the four CartPole DQN scripts, greedy checks (left) and training episodes (right);
+- docs/overestimation.png: mean and max Q on the probe states, DQN beside Double DQN, with the bound 1/(1 - γ);
+- docs/<env>.png for any other env in the curves (Acrobot-v1, MountainCar-v0, ...).
+matplotlib is needed here only; the training scripts never import it.
+"""
+import argparse
+import csv
+import glob
+import os
+import warnings
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no screen
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLORS = {"dqn_cartpole": "tab:blue", "double_dqn": "tab:orange", "dueling_dqn": "tab:green", "per_dqn": "tab:red"}
+THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0, "LunarLander-v3": 200.0}
+
+
+def read_curves(path):
+    """{kind: {seed: (steps, values, values2)}} from one curves CSV."""
+    rows = defaultdict(lambda: defaultdict(list))
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            rows[row["kind"]][int(row["seed"])].append((int(row["global_step"]), float(row["value"]), float(row["value2"])))
+    return {kind: {seed: tuple(np.array(column) for column in zip(*sorted(points))) for seed, points in seeds.items()}
+            for kind, seeds in rows.items()}
+
+
+def mean_and_band(per_seed, grid, column=1, rng=None, resamples=2_000):
+    """Each seed's curve on a common step grid (the last value carried forward), then the mean over seeds and
+    a 95% bootstrap band of that mean."""
+    rng = rng or np.random.default_rng(0)
+    curves = []
+    for curve in per_seed.values():
+        steps, values = curve[0], curve[column]
+        idx = np.searchsorted(steps, grid, side="right") - 1
+        curves.append(np.where(idx >= 0, values[np.clip(idx, 0, None)], np.nan))
+    curves = np.array(curves)
+    picks = rng.integers(0, len(curves), size=(resamples, len(curves)))
+    with warnings.catch_warnings():  # grid points before a seed's first value are NaN: left out, not a mistake
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means, boot = np.nanmean(curves, axis=0), np.nanmean(curves[picks], axis=1)
+        return means, np.nanquantile(boot, 0.025, axis=0), np.nanquantile(boot, 0.975, axis=0), len(curves)
+
+
+def curve_files(curves_dir, env_id):
+    return {os.path.basename(path).split("__")[0]: path for path in sorted(glob.glob(os.path.join(curves_dir, f"*__{env_id}.csv")))}
+
+
+def plot_env(curves_dir, env_id, out, title):
+    files = curve_files(curves_dir, env_id)
+    if not files:
+        return None
+    fig, (ax_check, ax_train) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    threshold = THRESHOLDS.get(env_id)
+    for name, path in files.items():
+        data = read_curves(path)
+        color = COLORS.get(name)
+        for ax, kind in [(ax_check, "check"), (ax_train, "episodes")]:
+            if kind not in data:
+                continue
+            end = max(steps.max() for steps, *_ in data[kind].values())
+            grid = np.linspace(0, end, 200)
+            mean, lo, hi, n = mean_and_band(data[kind], grid)
+            ax.plot(grid, mean, color=color, label=f"{name}.py ({n} seeds)")
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
+    if threshold is not None:
+        for ax in (ax_check, ax_train):
+            ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"solved ({threshold:g})")
+    if env_id == "CartPole-v1":
+        ax_check.axhline(500, color="gray", linestyle=":", linewidth=1, label="the env's limit (500 steps)")
+        ax_check.set_ylabel("greedy check return (episodes of up to 1,000 steps)")
+    else:
+        ax_check.set_ylabel("greedy check return")
+    ax_check.set_title("greedy checks (10 episodes each)")
+    ax_train.set_title("training episodes (epsilon-greedy), per 1% of the run")
+    ax_train.set_ylabel("training episode return")
+    for ax in (ax_check, ax_train):
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    ax_check.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{title}: mean over seeds, 95% bootstrap band")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "double_dqn")):
+    files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if name in names}
+    if not files:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, path in files.items():
+        data = read_curves(path).get("probe_q")
+        if not data:
+            continue
+        end = max(steps.max() for steps, *_ in data.values())
+        grid = np.linspace(0, end, 200)
+        for column, style, what in [(1, "-", "mean Q"), (2, "--", "max Q")]:
+            mean, lo, hi, n = mean_and_band(data, grid, column=column)
+            ax.plot(grid, mean, style, color=COLORS[name], label=f"{name}.py: {what} ({n} seeds)")
+            ax.fill_between(grid, lo, hi, color=COLORS[name], alpha=0.15)
+    ax.axhline(1 / (1 - gamma), color="black", linewidth=1, label=f"bound 1/(1 - γ) = {1 / (1 - gamma):g}")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("Q(s, a) on 1,000 states of a random policy")
+    ax.set_title("CartPole-v1: does Q rise above what any return can be? (mean over seeds, 95% band)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--curves", default=os.path.join(ROOT, "benchmarks", "results", "curves"))
+    p.add_argument("--out", default=os.path.join(ROOT, "docs"))
+    a = p.parse_args(argv)
+    os.makedirs(a.out, exist_ok=True)
+    written = [plot_env(a.curves, "CartPole-v1", os.path.join(a.out, "cartpole.png"), "CartPole-v1, the four DQN scripts"),
+               plot_overestimation(a.curves, os.path.join(a.out, "overestimation.png"))]
+    envs = {os.path.basename(path).split("__")[1][: -len(".csv")] for path in glob.glob(os.path.join(a.curves, "*__*.csv"))}
+    for env_id in sorted(envs - {"CartPole-v1"}):
+        written.append(plot_env(a.curves, env_id, os.path.join(a.out, f"{env_id.lower()}.png"), env_id))
+    for path in filter(None, written):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
