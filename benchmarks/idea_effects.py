@@ -1,0 +1,253 @@
+"""Measure what each idea changes, on the scripts themselves, and draw it: docs/dueling_values.png,
+docs/per_concentration.png, docs/acrobot_q_vs_return.png.
+
+    python benchmarks/idea_effects.py dueling  --seeds 1-3     # V(s) and A(s, ·) of saved states over training
+    python benchmarks/idea_effects.py per      --seeds 1-3     # where the priorities go, and the IS weights' ESS
+    python benchmarks/idea_effects.py acrobot  --seeds 1-3     # Q(s0, a*) against the discounted return it gets
+    python benchmarks/idea_effects.py plot                     # redraw the figures from benchmarks/results/effects/
+
+Each measurement imports the script (benchmarks may; the scripts never import one another), runs its real
+`main()` with its default flags and wraps the one method it watches: `Logs.train_step`, which the loop calls
+after every gradient step with the network, or the prioritized buffer's `sample`. The wrappers only read
+(under torch.inference_mode, from envs of their own), so every training number stays what the script alone
+gives. The data go to benchmarks/results/effects/<what>.csv (small, committed); `plot` redraws from there.
+"""
+import argparse
+import csv
+import importlib.util
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EFFECTS = os.path.join(ROOT, "benchmarks", "results", "effects")
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), os.path.join(ROOT, name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def every(step, period, state):
+    """True once per `period` env steps (the loop calls us at every gradient step)."""
+    if step >= state.get("next", 0):
+        state["next"] = step + period
+        return True
+    return False
+
+
+BUDGET = []  # ["--total-timesteps", N] from --total-timesteps: a quick try instead of the default run
+
+
+def run_main(module, argv):
+    argv = [*argv, *BUDGET]
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            module.main(argv)
+        finally:
+            os.chdir(cwd)
+
+
+def measure_dueling(seed, rows, period=2_000, states=4):
+    """V(s) and the centred advantages A(s, a) - mean_a A(s, ·) for a few fixed states, every `period` steps."""
+    import torch
+    dueling = load_script("dueling_dqn.py")
+    # states a random policy visits, from its own env (the same function the script uses for its Q probe)
+    fixed = torch.from_numpy(dueling.probe_states("CartPole-v1", seed + 10_000, 200)[:: 200 // states][:states])
+    original, state = dueling.Logs.train_step, {}
+
+    def watching(self, global_step, loss, q_taken, q_network, probe_obs):
+        if every(global_step, period, state):
+            with torch.inference_mode():
+                features = q_network.net(fixed.to(probe_obs.device))
+                value = q_network.value_stream(features)[:, 0]
+                advantages = q_network.advantage_stream(features)
+                centred = advantages - advantages.mean(dim=1, keepdim=True)
+            for i in range(states):
+                rows.append([seed, global_step, i, value[i].item(), *centred[i].tolist()])
+        return original(self, global_step, loss, q_taken, q_network, probe_obs)
+    dueling.Logs.train_step = watching
+    run_main(dueling, ["--seed", str(seed), "--no-save-model"])
+
+
+def measure_per(seed, rows, period=2_000):
+    """The share of the probability mass on the 10% of transitions with the highest priority (the share of
+    samples they get), and the effective sample size of a batch's IS weights, (Σw)² / Σw², over the batch size."""
+    per = load_script("per_dqn.py")
+    original, state = per.PrioritizedReplayBuffer.sample, {"calls": 0}
+
+    def watching(self, batch_size, device, beta):
+        batch = original(self, batch_size, device, beta)
+        state["calls"] += 1
+        step = 1_000 + 4 * (state["calls"] - 1)  # default flags: a gradient step every 4 env steps from 1,000 on
+        if every(step, period, state):
+            priorities = self.tree.priorities(np.arange(self.size))
+            top = np.sort(priorities)[::-1][: max(1, self.size // 10)]
+            weights = batch[-1].double().cpu().numpy()
+            rows.append([seed, step, beta, top.sum() / priorities.sum(), weights.sum() ** 2 / (weights ** 2).sum() / batch_size])
+        return batch
+    per.PrioritizedReplayBuffer.sample = watching
+    run_main(per, ["--seed", str(seed), "--no-save-model"])
+
+
+def discounted_greedy_return(q_network, env, seed, gamma, device):
+    import torch
+    obs, _ = env.reset(seed=seed)
+    total, discount, done = 0.0, 1.0, False
+    while not done:
+        with torch.inference_mode():
+            action = int(q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]).argmax())
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total += discount * reward
+        discount *= gamma
+        done = terminated or truncated
+    return total
+
+
+def measure_acrobot(seed, rows, period=10_000, starts=10):
+    """Double DQN paper, Figure 3, on Acrobot-v1: the network's value of the start state, max_a Q(s0, a),
+    beside the discounted return its greedy policy really gets from that start (rewards -1 a step, gamma 0.99)."""
+    import gymnasium as gym
+    import torch
+    for name in ["dqn_cartpole.py", "double_dqn.py"]:
+        module = load_script(name)
+        env = gym.make("Acrobot-v1")
+        start_seeds = [10**12 + seed * 1000 + i for i in range(starts)]  # apart from training and evaluation
+        original, state = module.Logs.train_step, {}
+
+        def watching(self, global_step, loss, q_taken, q_network, probe_obs, module=module, original=original,
+                     state=state, name=name):
+            if every(global_step, period, state):
+                for start in start_seeds:
+                    obs, _ = env.reset(seed=start)
+                    with torch.inference_mode():
+                        q_start = q_network(torch.as_tensor(obs, device=probe_obs.device)[None]).max().item()
+                    real = discounted_greedy_return(q_network, env, start, 0.99, probe_obs.device)
+                    rows.append([name, seed, global_step, start, q_start, real])
+            return original(self, global_step, loss, q_taken, q_network, probe_obs)
+        module.Logs.train_step = watching
+        run_main(module, ["--env-id", "Acrobot-v1", "--seed", str(seed), "--no-save-model"])
+        env.close()
+
+
+HEADERS = {"dueling": ["seed", "global_step", "state", "value", "centred_advantage_0", "centred_advantage_1"],
+           "per": ["seed", "global_step", "beta", "top10_share", "ess_fraction"],
+           "acrobot": ["script", "seed", "global_step", "start", "q_start", "discounted_return"]}
+MEASURE = {"dueling": measure_dueling, "per": measure_per, "acrobot": measure_acrobot}
+
+
+def read(what):
+    with open(os.path.join(EFFECTS, f"{what}.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot(out_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    written = []
+    os.makedirs(out_dir, exist_ok=True)
+    if os.path.exists(os.path.join(EFFECTS, "dueling.csv")):
+        rows = read("dueling")
+        seed = min(int(r["seed"]) for r in rows)
+        fig, (ax_v, ax_a) = plt.subplots(1, 2, figsize=(12, 4.2), sharex=True)
+        for i, color in enumerate(["tab:blue", "tab:orange", "tab:green", "tab:red"]):
+            mine = [r for r in rows if int(r["seed"]) == seed and int(r["state"]) == i]
+            if not mine:
+                continue
+            steps = [int(r["global_step"]) for r in mine]
+            ax_v.plot(steps, [float(r["value"]) for r in mine], color=color, label=f"state {i}")
+            ax_a.plot(steps, [float(r["centred_advantage_0"]) for r in mine], color=color, label=f"state {i}: push left")
+            ax_a.plot(steps, [float(r["centred_advantage_1"]) for r in mine], "--", color=color, label=f"state {i}: push right")
+        ax_v.set_title("V(s): the state's worth")
+        ax_a.set_title("A(s, a) - mean_a A(s, ·): only how the actions differ")
+        ax_v.axhline(100, color="black", linewidth=1, label="1/(1 - γ) = 100")
+        for ax in (ax_v, ax_a):
+            ax.set_xlabel("environment steps")
+            ax.set_ylabel("value")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"dueling_dqn.py on CartPole-v1, seed {seed}: four states of a random policy")
+        fig.tight_layout()
+        written.append(os.path.join(out_dir, "dueling_values.png"))
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    if os.path.exists(os.path.join(EFFECTS, "per.csv")):
+        rows = read("per")
+        fig, ax = plt.subplots(figsize=(8, 4.2))
+        for seed in sorted({int(r["seed"]) for r in rows}):
+            mine = [r for r in rows if int(r["seed"]) == seed]
+            steps = [int(r["global_step"]) for r in mine]
+            ax.plot(steps, [float(r["top10_share"]) for r in mine], color="tab:red", alpha=0.7,
+                    label="share of samples from the top 10% of priorities" if seed == min(int(r["seed"]) for r in rows) else None)
+            ax.plot(steps, [float(r["ess_fraction"]) for r in mine], color="tab:purple", alpha=0.7,
+                    label="effective sample size of the IS weights / batch" if seed == min(int(r["seed"]) for r in rows) else None)
+            ax.plot(steps, [float(r["beta"]) for r in mine], ":", color="gray", label="β" if seed == min(int(r["seed"]) for r in rows) else None)
+        ax.axhline(0.1, color="black", linewidth=1, label="uniform replay: 0.1")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("fraction")
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title("per_dqn.py on CartPole-v1: where the samples go (one line per seed)")
+        fig.tight_layout()
+        written.append(os.path.join(out_dir, "per_concentration.png"))
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    if os.path.exists(os.path.join(EFFECTS, "acrobot.csv")):
+        rows = read("acrobot")
+        fig, ax = plt.subplots(figsize=(8, 4.2))
+        for name, color in [("dqn_cartpole.py", "tab:blue"), ("double_dqn.py", "tab:orange")]:
+            mine = [r for r in rows if r["script"] == name]
+            steps = sorted({int(r["global_step"]) for r in mine})
+            q = [np.mean([float(r["q_start"]) for r in mine if int(r["global_step"]) == s]) for s in steps]
+            real = [np.mean([float(r["discounted_return"]) for r in mine if int(r["global_step"]) == s]) for s in steps]
+            ax.plot(steps, q, color=color, label=f"{name}: max_a Q(s0, a), the estimate")
+            ax.plot(steps, real, "--", color=color, label=f"{name}: discounted return of its greedy policy")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("discounted return from the start state (γ = 0.99)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title("Acrobot-v1: value estimate against the return it really gets (mean over starts and seeds)")
+        fig.tight_layout()
+        written.append(os.path.join(out_dir, "acrobot_q_vs_return.png"))
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("what", choices=[*MEASURE, "plot"])
+    p.add_argument("--seeds", default="1-3")
+    p.add_argument("--out", default=os.path.join(ROOT, "docs"), help="where plot writes the figures")
+    p.add_argument("--total-timesteps", type=int, help="a shorter run than the scripts' default, to try it out")
+    a = p.parse_args(argv)
+    if a.total_timesteps:
+        BUDGET.extend(["--total-timesteps", str(a.total_timesteps), "--check-frequency", "0"])
+    if a.what == "plot":
+        for path in plot(a.out):
+            print(f"wrote {path}")
+        return
+    import torch
+    torch.set_num_threads(1)
+    lo, _, hi = a.seeds.partition("-")
+    rows = []
+    for seed in range(int(lo), int(hi or lo) + 1):
+        MEASURE[a.what](seed, rows)
+        print(f"{a.what} seed {seed}: {len(rows)} rows", file=sys.stderr, flush=True)
+    os.makedirs(EFFECTS, exist_ok=True)
+    with open(os.path.join(EFFECTS, f"{a.what}.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADERS[a.what])
+        writer.writerows([[round(x, 4) if isinstance(x, float) else x for x in row] for row in rows])
+
+
+if __name__ == "__main__":
+    main()
