@@ -670,23 +670,23 @@ def test_variant_diff_against_dqn_is_small(variant):
 
 
 @pytest.mark.parametrize("variant", VARIANT_DIFF_BOUNDS)
-def test_variant_readme_inlines_the_current_diff(variant):
-    readme = (ROOT / "README.md").read_text()
-    assert f"`diff dqn_cartpole.py {variant}`" in readme
-    assert f"```diff\n{_diff_with_dqn(variant)}```" in readme, "README.md is stale: python docs/sync_readme_diffs.py"
+def test_variant_page_inlines_the_current_diff(variant):
+    page = (ROOT / "docs" / "variants.md").read_text()
+    assert f"`diff dqn_cartpole.py {variant}`" in page
+    assert f"```diff\n{_diff_with_dqn(variant)}```" in page, "docs/variants.md is stale: python docs/sync_diffs.py"
 
 
-def test_variant_readme_sync_script_agrees(tmp_path):
-    checked = subprocess.run([sys.executable, str(ROOT / "docs" / "sync_readme_diffs.py"), "--check"],
+def test_variant_page_sync_script_agrees(tmp_path):
+    checked = subprocess.run([sys.executable, str(ROOT / "docs" / "sync_diffs.py"), "--check"],
                              capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    # On a README whose blocks are stale it reports them, and rewriting makes them current again.
-    stale = (ROOT / "README.md").read_text().replace("```diff\n", "```diff\n< a line that is gone\n")
-    (tmp_path / "README.md").write_text(stale)
-    sync = [sys.executable, str(ROOT / "docs" / "sync_readme_diffs.py"), "--readme", str(tmp_path / "README.md")]
+    # On a page whose blocks are stale it reports them, and rewriting makes them current again.
+    stale = (ROOT / "docs" / "variants.md").read_text().replace("```diff\n", "```diff\n< a line that is gone\n")
+    (tmp_path / "variants.md").write_text(stale)
+    sync = [sys.executable, str(ROOT / "docs" / "sync_diffs.py"), "--page", str(tmp_path / "variants.md")]
     assert subprocess.run(sync + ["--check"], capture_output=True).returncode == 1
     assert subprocess.run(sync, capture_output=True).returncode == 0
-    assert (tmp_path / "README.md").read_text() == (ROOT / "README.md").read_text()
+    assert (tmp_path / "variants.md").read_text() == (ROOT / "docs" / "variants.md").read_text()
 
 
 def _fixed_q_network(q_table):

@@ -1,7 +1,7 @@
-"""Rewrite every inlined ```diff block of README.md from the real `diff dqn_cartpole.py <variant>` output.
+"""Rewrite every inlined ```diff block of docs/variants.md from the real `diff dqn_cartpole.py <variant>` output.
 
-    python docs/sync_readme_diffs.py           # bring README.md back in sync after a shared part changed
-    python docs/sync_readme_diffs.py --check   # change nothing; exit 1 naming the blocks that are out of date
+    python docs/sync_diffs.py           # bring docs/variants.md back in sync after a shared part changed
+    python docs/sync_diffs.py --check   # change nothing; exit 1 naming the blocks that are out of date
 
 A block belongs to the nearest command written before it in backticks, `diff dqn_cartpole.py <variant>.py`,
 with no code fence in between. The block gets plain `diff` output (normal format, the `<` and `>` lines that
@@ -29,7 +29,7 @@ def current_diff(variant):
     return result.stdout
 
 
-def sync(readme_text):
+def sync(page_text):
     """(the README text with every diff block rewritten, the variants whose block changed)."""
     stale = []
 
@@ -44,27 +44,27 @@ def sync(readme_text):
         if count != int(match["count"]):
             stale.append(f"the count of {match['variant']}")
         return f"`{match['variant']}`: {count} changed lines"
-    return COUNT.sub(recount, BLOCK.sub(rewrite, readme_text)), stale
+    return COUNT.sub(recount, BLOCK.sub(rewrite, page_text)), stale
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--check", action="store_true", help="only report blocks that are out of date (exit 1)")
-    p.add_argument("--readme", default=str(ROOT / "README.md"))
+    p.add_argument("--page", default=str(ROOT / "docs" / "variants.md"))
     args = p.parse_args()
-    text = Path(args.readme).read_text()
+    text = Path(args.page).read_text()
     new_text, stale = sync(text)
     if not BLOCK.search(text):
-        print(f"error: no `diff dqn_cartpole.py <variant>` block in {args.readme}", file=sys.stderr)
+        print(f"error: no `diff dqn_cartpole.py <variant>` block in {args.page}", file=sys.stderr)
         sys.exit(2)
     if args.check:
         if stale:
-            print(f"out of date in {args.readme}: {', '.join(stale)} (run python docs/sync_readme_diffs.py)")
+            print(f"out of date in {args.page}: {', '.join(stale)} (run python docs/sync_diffs.py)")
             sys.exit(1)
-        print(f"{args.readme}: every diff block and count is current")
+        print(f"{args.page}: every diff block and count is current")
         return
-    Path(args.readme).write_text(new_text)
-    print(f"{args.readme}: rewrote {', '.join(stale) if stale else 'nothing (already current)'}")
+    Path(args.page).write_text(new_text)
+    print(f"{args.page}: rewrote {', '.join(stale) if stale else 'nothing (already current)'}")
 
 
 if __name__ == "__main__":
