@@ -333,6 +333,29 @@ def test_fl_bad_input_is_one_line_and_exit_code_2(args, tmp_path):
     assert not os.path.exists(tmp_path / "runs")
 
 
+def test_fl_env_is_closed_on_every_exit_path(tmp_path, monkeypatch):
+    fl = _fl_module()
+    closed = []
+
+    def make_env(*args, **kwargs):
+        env = fl.gym.make("FrozenLake-v1")
+        env.close = lambda: closed.append(True)
+        return env
+
+    monkeypatch.setattr(fl, "make_env", make_env)
+    monkeypatch.chdir(tmp_path)
+    _fl_bad_q_tables(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:  # a bad table: one error line, exit code 2
+        fl.main(["--eval-model", "nan_rows.npy"])
+    assert exit_info.value.code == 2 and closed == [True]
+    fl.main(["--episodes", "20", "--eval-episodes", "10"])  # a whole run
+    assert closed == [True, True]
+    monkeypatch.setattr(fl, "train", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(SystemExit) as exit_info:  # Ctrl-C while training
+        fl.main(["--episodes", "20"])
+    assert exit_info.value.code == 130 and closed == [True, True, True]
+
+
 def test_fl_eval_model_from_the_run_folder_needs_no_other_flag(tmp_path):
     # a run on a custom, non-slippery map with its own seed and evaluation size: --eval-model alone
     # must find all of it in args.json, and the printed again-command reproduces the headline exactly
