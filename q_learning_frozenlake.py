@@ -20,17 +20,18 @@ transition table (env.unwrapped.P). --map-name 8x8 uses FrozenLake8x8-v1 (200-st
 
 The lecture's names and this file's:
 
-    lecture (QLearningAgent, train_q_learning)    this file
-    q_table = np.zeros((n_states, n_actions))     q_table (lists of floats while training, see train)
-    select_action(state, training=True)           the epsilon test in train + greedy_action (random ties)
-    select_action(state, training=False)          greedy_policy (one action per state)
-    update(state, action, reward, next_state, done)  td_update(q_table, obs, action, reward, next_obs, terminated, ...)
-    state, next_state                             obs, next_obs (gymnasium's names)
-    done = terminated or truncated                terminated stops the bootstrap; truncated only ends the episode
-    self.lr, self.epsilon (constants)             alpha, epsilon (linear_schedule, annealed_learning_rate)
-    train_q_learning(n_episodes=10000)            train(env, episodes, ...)
-    rewards_per_episode                           history, runs/<run_name>/episodes.csv
-    one test episode with render_mode='human'     evaluate (10,000 episodes + exact DP), --capture-video
+    lecture (QLearningAgent, train_q_learning)  this file
+    q_table = np.zeros((n_states, n_actions))   q_table (lists of floats while training, see train)
+    select_action(state, training=True)         the epsilon test in train, then greedy_action (random ties)
+    select_action(state, training=False)        greedy_policy (one action per state)
+    update(state, action, reward, next_state,   td_update(q_table, obs, action, reward, next_obs,
+           done)                                          terminated, learning_rate, gamma)
+    state, next_state                           obs, next_obs (gymnasium's names)
+    done = terminated or truncated              terminated stops the bootstrap; truncated only ends the episode
+    self.lr, self.epsilon (constants)           alpha, epsilon (annealed_learning_rate, linear_schedule)
+    train_q_learning(n_episodes=10000)          train(env, episodes, ...)
+    rewards_per_episode                         history, runs/<run_name>/episodes.csv
+    one test episode, render_mode='human'       evaluate (10,000 episodes + exact DP), --capture-video
 
 Examples:
     python q_learning_frozenlake.py --seed 1
@@ -304,7 +305,8 @@ def evaluate(env, q_table, episodes, seed):
     rng = np.random.default_rng(evaluation_seed(seed, 1))  # a stream of its own: training draws don't shift it
     policy = greedy_policy(q_table, rng)
     return {"success_rate": float(simulate_success_rate(env, policy, episodes, rng)), "episodes": episodes,
-            "exact_this_policy": exact_success_probability(env, policy), "best_achievable": exact_success_probability(env),
+            "exact_this_policy": exact_success_probability(env, policy),
+            "best_achievable": exact_success_probability(env),
             "max_episode_steps": env.spec.max_episode_steps, "policy": policy.tolist()}
 
 
@@ -333,8 +335,8 @@ def record_video(args, policy, video_dir):
         import pygame  # noqa: F401  (FrozenLake draws its frames with it)
     except ImportError:
         fail("--capture-video needs pygame and moviepy: pip install -r requirements.txt")
-    env = gym.wrappers.RecordVideo(make_env(args.map_name, map_rows(args.map), args.is_slippery, render_mode="rgb_array"),
-                                   video_dir, episode_trigger=lambda episode: True, disable_logger=True)
+    env = make_env(args.map_name, map_rows(args.map), args.is_slippery, render_mode="rgb_array")
+    env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
     try:
         for episode in range(args.video_episodes):
             obs, _ = env.reset(seed=evaluation_seed(args.seed, 2 + episode))
@@ -414,7 +416,7 @@ def read_saved_args(path, parser):
         fail(f"{path} was saved by {saved['script']}; evaluate it with that script")
     if isinstance(saved.get("map"), list):  # args.json of older runs kept the map as a list of rows
         saved["map"] = ",".join(saved["map"])
-    known = {action.dest for action in parser._actions} - {"help", "eval_model"}
+    known = set(vars(parser.parse_args([]))) - {"eval_model"}  # every setting the parser knows
     return {name: value for name, value in saved.items() if name in known}
 
 
@@ -461,7 +463,7 @@ def main(argv=None):
             if args.capture_video:
                 run_folder = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))
                 videos = record_video(args, result["policy"], os.path.join("videos", f"{run_folder}-eval"))
-                print(f"video:  {len(videos)} mp4 in {os.path.dirname(videos[0])}/" if videos else "video:  none written")
+                print(f"video:  {len(videos)} mp4 in videos/{run_folder}-eval/")
             print(summary(result, args.eval_model))
             return
 
@@ -480,7 +482,8 @@ def main(argv=None):
             q_table, history = train(env, args.episodes, args.learning_rate, args.anneal_lr, args.gamma, args.start_e,
                                      args.end_e, args.exploration_fraction, args.seed,
                                      print_every=min(10_000, max(1, math.ceil(args.episodes / 10))), writer=writer)
-        print(f"trained {args.episodes} episodes, {sum(row[2] for row in history)} steps in {time.time() - start_time:.1f} s")
+        steps = sum(row[2] for row in history)
+        print(f"trained {args.episodes} episodes, {steps} steps in {time.time() - start_time:.1f} s")
 
         if args.save_model:
             np.save(os.path.join(run_dir, "q_table.npy"), q_table)
@@ -493,7 +496,8 @@ def main(argv=None):
         videos = record_video(args, result["policy"], os.path.join("videos", run_name)) if args.capture_video else []
 
         print(summary(result, "the final Q-table"))
-        print(f"files:  {run_dir}/ ({', '.join(files)})" + (f", videos/{run_name}/ ({len(videos)} mp4)" if videos else ""))
+        videos_note = f", videos/{run_name}/ ({len(videos)} mp4)" if videos else ""
+        print(f"files:  {run_dir}/ ({', '.join(files)}){videos_note}")
         if args.save_model:
             model = os.path.join(run_dir, "q_table.npy")
             print(f"again:  python {SCRIPT} --eval-model {model}")
