@@ -327,6 +327,8 @@ def test_fl_bad_input_is_one_line_and_exit_code_2(args, tmp_path):
     result = _fl_run(args, tmp_path)
     assert_one_line_error(result)
     assert "allow_pickle" not in result.stderr and "np.int64" not in result.stderr
+    if {"nan", "inf", "-inf"} & set(args):  # named as such, not as a number out of range
+        assert "must be a finite number" in result.stderr, result.stderr
     if "--eval-model" in args or "--eval-q-table" in args[:1]:
         assert "is not a saved model of q_learning_frozenlake.py" in result.stderr or "no such file" in result.stderr \
             or "saved by dqn_cartpole.py; evaluate it with that script" in result.stderr, result.stderr
