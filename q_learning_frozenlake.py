@@ -97,7 +97,8 @@ def build_parser():
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-episodes", type=int, default=10_000, help="greedy episodes of the final evaluation")
     g.add_argument("--eval-model", "--eval-q-table", type=str, default=None,
-                   help="evaluate this saved q_table.npy, no training; settings come from the args.json beside it")
+                   help="evaluate this saved q_table.npy, no training; settings come from the args.json beside it "
+                   "(--eval-q-table: its old name)")
     g.add_argument("--capture-video", action="store_true",
                    help="record greedy episodes as mp4 to videos/<run_name>/ (needs pygame, moviepy)")
     g.add_argument("--video-episodes", type=int, default=1, help="how many greedy episodes --capture-video records")
