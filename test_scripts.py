@@ -116,33 +116,43 @@ def _fl_success_within_limit(env, policy=None):
 
 
 def _fl_printed_rates(stdout):
-    """(simulated greedy success, exact for this policy, best achievable) from the script's output."""
-    match = re.search(r"greedy success rate over \d+ episodes: ([\d.]+) .*this policy, within \d+ steps: ([\d.]+)"
-                      r" .*best achievable: ([\d.]+)", stdout)
+    """(simulated greedy success, exact for this policy, best achievable) from the summary's result line."""
+    match = re.search(r"^result: ([\d.]+) greedy success rate over \d+ episodes: .* \(exact: ([\d.]+); "
+                      r"best achievable: ([\d.]+); within \d+ steps\)$", stdout, re.MULTILINE)
     assert match, stdout
     return tuple(float(x) for x in match.groups())
+
+
+def _fl_printed_command(stdout, label):
+    """The command the summary prints after `again:` or `video:`, as a list of arguments after the script."""
+    (line,) = [line for line in stdout.splitlines() if line.startswith(label + ":")]
+    words = line.split()[1:]
+    assert words[:2] == ["python", "q_learning_frozenlake.py"], line
+    return words[2:]
 
 
 def test_fl_deterministic_map_learns_q_star(tmp_path):
     # With deterministic moves and alpha = 1, each update sets Q(s,a) to r + gamma max Q(s'):
     # Q-learning becomes value iteration along the transitions it visits, so it must reach Q*.
-    result = _fl_run(["--no-slippery", "--learning-rate", "1.0", "--no-anneal-lr", "--episodes", "3000",
+    result = _fl_run(["--no-is-slippery", "--learning-rate", "1.0", "--no-anneal-lr", "--episodes", "3000",
                       "--eval-episodes", "1000"], tmp_path)
     assert result.returncode == 0, result.stderr
     q_table, run_dir = _fl_saved_q_table(tmp_path)
     q_star = _fl_value_iteration(_fl_module().make_env(is_slippery=False), gamma=0.99)
     assert np.abs(q_table - q_star).max() < 0.01
     assert _fl_printed_rates(result.stdout)[:2] == (1.0, 1.0)
-    # the run's records: args and one CSV row per episode
-    assert json.load(open(os.path.join(run_dir, "args.json")))["is_slippery"] is False
+    # the run's records: args and one CSV row per episode, progress every 10% of the run
+    saved_args = json.load(open(os.path.join(run_dir, "args.json")))
+    assert saved_args["is_slippery"] is False and saved_args["script"] == "q_learning_frozenlake.py"
     rows = open(os.path.join(run_dir, "episodes.csv")).read().splitlines()
     assert rows[0].startswith("episode,return,length,epsilon") and len(rows) == 3001
+    assert re.findall(r"^episode (\d+)/3000", result.stdout, re.MULTILINE) == [str(300 * k) for k in range(1, 11)]
 
 
-def test_fl_slippery_default_run_reaches_the_optimum(tmp_path):
+def test_fl_slippery_default_run_reaches_the_optimum_and_says_so(tmp_path):
     result = _fl_run(["--seed", "1"], tmp_path)
     assert result.returncode == 0, result.stderr
-    q_table, _ = _fl_saved_q_table(tmp_path)
+    q_table, run_dir = _fl_saved_q_table(tmp_path)
     env = _fl_module().make_env()
     policy_success = _fl_success_within_limit(env, q_table.argmax(axis=1))
     best = _fl_success_within_limit(env)
@@ -151,6 +161,15 @@ def test_fl_slippery_default_run_reaches_the_optimum(tmp_path):
     simulated, printed_exact, printed_best = _fl_printed_rates(result.stdout)
     assert simulated >= 0.72 and abs(simulated - policy_success) < 0.02  # 10,000 episodes: sd 0.0044
     assert abs(printed_exact - policy_success) < 1e-4 and abs(printed_best - best) < 1e-4
+    # the summary comes last: result, files, again, video; eval.json is strict JSON with the same numbers
+    tail = result.stdout.strip().splitlines()[-4:]
+    assert [line.split(":")[0] for line in tail] == ["result", "files", "again", "video"], tail
+    assert f"{os.path.relpath(run_dir, tmp_path)}/ (args.json, episodes.csv, q_table.npy, eval.json)" in tail[1]
+    eval_json = json.loads(open(os.path.join(run_dir, "eval.json")).read(),
+                           parse_constant=lambda name: pytest.fail(f"eval.json holds {name}"))
+    assert (eval_json["success_rate"], eval_json["episodes"]) == (float(f"{simulated:.4f}"), 10_000)
+    # 10 progress lines: every 1,000 of the 10,000 episodes
+    assert len(re.findall(r"^episode \d+/10000 ", result.stdout, re.MULTILINE)) == 10
 
 
 def test_fl_simulated_evaluation_matches_the_exact_probability():
@@ -166,6 +185,20 @@ def test_fl_simulated_evaluation_matches_the_exact_probability():
         shortest = _fl_value_iteration(env, gamma=0.9).argmax(axis=1)
         assert fl.simulate_success_rate(env, shortest, 100, np.random.default_rng(0)) == expected
         assert _fl_success_within_limit(env, shortest) == expected
+
+
+def test_fl_evaluation_streams_are_disjoint_across_training_seeds():
+    # Issue 9 item 4: seed s evaluated with a stream seed s + k had the same as seed s + k's evaluation.
+    # Now every evaluation stream is the SeedSequence entropy [seed, stream]; training uses [seed].
+    fl = _fl_module()
+    streams = {(fl.evaluation_seed(seed, stream)) for seed in range(20) for stream in range(1, 5)}
+    assert len(streams) == 80 and min(streams) >= 2**32  # none is a training seed (those are < 2**32)
+    assert np.random.default_rng(fl.evaluation_seed(7, 1)).random() == np.random.default_rng([7, 1]).random()
+    env = fl.make_env()
+    policy = _fl_value_iteration(env, gamma=0.99).argmax(axis=1)
+    q_table = np.eye(4)[policy]  # a table whose greedy policy is that one, no ties
+    rates = {fl.evaluate(env, q_table, 2000, seed)["success_rate"] for seed in range(1, 11)}
+    assert len(rates) >= 8  # ten seeds, ten different sets of episodes (sd 0.01: collisions are rare)
 
 
 def test_fl_td_update_terminal_has_no_bootstrap_truncated_does():
@@ -185,7 +218,7 @@ def test_fl_training_loop_bootstraps_when_truncated():
     # (done = terminated or truncated) would leave their Q at 0; bootstrapping gives gamma^distance.
     fl = _fl_module()
     env = fl.make_env(custom_map=["SSSG"], is_slippery=False, max_episode_steps=1)
-    q_table, _ = fl.train(env, 500, learning_rate=1.0, anneal_lr=False, gamma=0.9, seed=0, progress_lines=0)
+    q_table, _ = fl.train(env, 500, learning_rate=1.0, anneal_lr=False, gamma=0.9, seed=0)
     assert q_table[2, _FL_RIGHT] == pytest.approx(1.0)
     assert q_table[1, _FL_RIGHT] == pytest.approx(0.9)
     assert q_table[0, _FL_RIGHT] == pytest.approx(0.81)
@@ -200,26 +233,52 @@ def test_fl_ties_are_broken_at_random():
     # In the loop: purely greedy (epsilon 0) on non-slippery ice. np.argmax would pick LEFT into the
     # wall at the start forever and never see the goal; random tie-breaking wanders until it does.
     env = fl.make_env(is_slippery=False)
-    q_table, history = fl.train(env, 1000, start_e=0.0, end_e=0.0, seed=0, progress_lines=0)
+    q_table, history = fl.train(env, 1000, start_e=0.0, end_e=0.0, seed=0)
     assert sum(row[1] for row in history) > 500 and q_table[0].max() > 0.9
 
 
 def test_fl_same_seed_same_q_table():
     fl = _fl_module()
-    runs = [fl.train(fl.make_env(), 300, seed=seed, progress_lines=0)[0] for seed in (7, 7, 8)]
+    runs = [fl.train(fl.make_env(), 300, seed=seed)[0] for seed in (7, 7, 8)]
     assert np.array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
 
 
-def test_fl_saved_q_table_evaluates_the_same(tmp_path):
-    result = _fl_run(["--seed", "5", "--episodes", "1000", "--eval-episodes", "2000"], tmp_path)
+def test_fl_help_shows_groups_help_and_default_for_every_flag():
+    result = _fl_run(["--help"], REPO)
     assert result.returncode == 0, result.stderr
-    _, run_dir = _fl_saved_q_table(tmp_path)
-    again = _fl_run(["--seed", "5", "--eval-episodes", "2000", "--eval-q-table",
-                     os.path.join(run_dir, "q_table.npy")], tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert _fl_printed_rates(again.stdout) == _fl_printed_rates(result.stdout)
-    assert "greedy policy" in again.stdout and "trained" not in again.stdout
+    text = result.stdout
+    assert [g for g in ("algorithm:", "run and logs:", "evaluation:") if f"\n{g}\n" in text] == [
+        "algorithm:", "run and logs:", "evaluation:"]
+    assert "python q_learning_frozenlake.py --eval-model runs/<run_name>/q_table.npy" in text  # the epilog
+    body = text.split("options:\n")[1].split("\nexamples:")[0]
+    entries = re.split(r"\n(?=  -)", body)
+    options = [e for e in entries if e.lstrip().startswith("--")]
+    assert len(options) == 17, [e.split()[0] for e in options]  # every flag but -h
+    for entry in options:
+        flag, _, help_text = entry.strip().partition("  ")
+        assert len(help_text.split()) > 3 and "(default: " in " ".join(entry.split()), entry
+    assert "--slippery " not in text and "--eval-q-table" in text
+    # abbreviations refused: --episode is not --episodes
+    assert_one_line_error(_fl_run(["--episode", "5"], REPO))
+
+
+def _fl_bad_q_tables(folder):
+    """Files --eval-model must refuse, each with one line (issue 9 item 2)."""
+    nan_rows = np.zeros((16, 4))
+    nan_rows[[3, 7]] = np.nan
+    np.save(folder / "nan_rows.npy", nan_rows)
+    np.save(folder / "wrong_shape.npy", np.zeros((64, 4)))  # an 8x8 table, for the 4x4 map
+    np.save(folder / "strings.npy", np.array([["a"] * 4] * 16))
+    np.save(folder / "complex.npy", np.zeros((16, 4), dtype=complex))
+    np.save(folder / "objects.npy", np.array([[None] * 4] * 16, dtype=object), allow_pickle=True)
+    np.savez(folder / "table.npz", q_table=np.zeros((16, 4)))
+    (folder / "empty.npy").write_bytes(b"")
+    (folder / "not_numpy.npy").write_text("hello")
+    other = folder / "other_run"
+    other.mkdir()
+    np.save(other / "q_table.npy", np.zeros((16, 4)))
+    (other / "args.json").write_text(json.dumps({"script": "dqn_cartpole.py", "seed": 1}))
 
 
 @pytest.mark.parametrize("args", [
@@ -228,28 +287,133 @@ def test_fl_saved_q_table_evaluates_the_same(tmp_path):
     ["--map", "SFFX,FFFG"],       # a letter other than S F H G
     ["--map", "FFFF,FFFG"],       # no start
     ["--map", "SFFF,FFFF"],       # no goal
+    ["--map", "SFFF,FHFH,FFFH,HFFG", "--map-name", "8x8"],
+    ["--slippery"],               # one spelling: --is-slippery
+    ["--episode", "5"],           # no abbreviations
     ["--seed", "-1"],
+    ["--seed", "4294967296"],
     ["--episodes", "0"],
     ["--episodes", "-3"],
     ["--episodes", "many"],
+    ["--eval-episodes", "0"],
+    ["--video-episodes", "0"],
     ["--learning-rate", "0"],
     ["--learning-rate", "1.5"],
+    ["--learning-rate", "nan"],
     ["--gamma", "1.01"],
+    ["--gamma", "inf"],
+    ["--gamma", "nan"],
     ["--start-e", "-0.1"],
     ["--end-e", "2"],
+    ["--end-e=-inf"],             # (argparse reads a bare -inf as a flag)
     ["--exploration-fraction", "1.5"],
+    ["--exploration-fraction", "nan"],
     ["--eval-q-table", "no_such_file.npy"],
-    ["--eval-q-table", "wrong_shape.npy"],
-    ["--eval-q-table", "not_numpy.npy"],
+    ["--eval-model", "wrong_shape.npy"],
+    ["--eval-model", "not_numpy.npy"],
+    ["--eval-model", "nan_rows.npy"],
+    ["--eval-model", "strings.npy"],
+    ["--eval-model", "complex.npy"],
+    ["--eval-model", "objects.npy"],
+    ["--eval-model", "table.npz"],
+    ["--eval-model", "empty.npy"],
+    ["--eval-q-table", "empty.npy"],
+    ["--eval-model", "/dev/null"],
+    ["--eval-model", os.path.join(REPO, "README.md")],
+    ["--eval-model", "other_run/q_table.npy"],
 ])
 def test_fl_bad_input_is_one_line_and_exit_code_2(args, tmp_path):
-    np.save(tmp_path / "wrong_shape.npy", np.zeros((64, 4)))  # an 8x8 table, for the 4x4 map
-    (tmp_path / "not_numpy.npy").write_text("hello")
+    _fl_bad_q_tables(tmp_path)
     result = _fl_run(args, tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    assert_one_line_error(result)
+    assert "allow_pickle" not in result.stderr and "np.int64" not in result.stderr
+    if any(a.endswith(("nan", "inf")) for a in args):  # named as such, not as a number out of range
+        assert "must be a finite number" in result.stderr, result.stderr
+    if "--eval-model" in args or "--eval-q-table" in args[:1]:
+        assert "is not a saved model of q_learning_frozenlake.py" in result.stderr or "no such file" in result.stderr \
+            or "saved by dqn_cartpole.py; evaluate it with that script" in result.stderr, result.stderr
     assert not os.path.exists(tmp_path / "runs")
+
+
+def test_fl_env_is_closed_on_every_exit_path(tmp_path, monkeypatch):
+    fl = _fl_module()
+    closed = []
+
+    def make_env(*args, **kwargs):
+        env = fl.gym.make("FrozenLake-v1")
+        env.close = lambda: closed.append(True)
+        return env
+
+    monkeypatch.setattr(fl, "make_env", make_env)
+    monkeypatch.chdir(tmp_path)
+    _fl_bad_q_tables(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:  # a bad table: one error line, exit code 2
+        fl.main(["--eval-model", "nan_rows.npy"])
+    assert exit_info.value.code == 2 and closed == [True]
+    fl.main(["--episodes", "20", "--eval-episodes", "10"])  # a whole run
+    assert closed == [True, True]
+    monkeypatch.setattr(fl, "train", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(SystemExit) as exit_info:  # Ctrl-C while training
+        fl.main(["--episodes", "20"])
+    assert exit_info.value.code == 130 and closed == [True, True, True]
+
+
+def test_fl_eval_model_from_the_run_folder_needs_no_other_flag(tmp_path):
+    # a run on a custom, non-slippery map with its own seed and evaluation size: --eval-model alone
+    # must find all of it in args.json, and the printed again-command reproduces the headline exactly
+    result = _fl_run(["--map", "SFFH,FFFF,HFFG", "--no-is-slippery", "--seed", "5", "--episodes", "400",
+                      "--eval-episodes", "300", "--gamma", "0.9"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    again_args = _fl_printed_command(result.stdout, "again")
+    assert again_args[0] == "--eval-model" and len(again_args) == 2
+    again = _fl_run(again_args, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert _fl_printed_rates(again.stdout) == _fl_printed_rates(result.stdout)
+    assert "300 episodes" in again.stdout.splitlines()[-1] and "trained" not in again.stdout
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # evaluating writes no new run
+    # a flag typed now still wins over the saved one; --eval-q-table is the same flag
+    fewer = _fl_run(["--eval-q-table", again_args[1], "--eval-episodes", "50"], tmp_path)
+    assert fewer.returncode == 0 and "over 50 episodes" in fewer.stdout, fewer.stderr
+
+
+def test_fl_printed_again_command_reproduces_the_slippery_headline(tmp_path):
+    result = _fl_run(["--seed", "3", "--episodes", "2000", "--eval-episodes", "3000"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    headline = re.search(r"^result: ([\d.]+) ", result.stdout, re.MULTILINE).group(1)
+    again = _fl_run(_fl_printed_command(result.stdout, "again"), tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"^result: ([\d.]+) ", again.stdout, re.MULTILINE).group(1) == headline
+    assert _fl_printed_rates(again.stdout) == _fl_printed_rates(result.stdout)
+    # --no-save-model: nothing to evaluate again, and the summary says so
+    unsaved = _fl_run(["--seed", "3", "--episodes", "100", "--eval-episodes", "10", "--no-save-model",
+                       "--exp-name", "unsaved"], tmp_path)
+    assert unsaved.returncode == 0 and "not saved" in unsaved.stdout.splitlines()[-1], unsaved.stderr
+    assert not glob.glob(str(tmp_path / "runs" / "*unsaved*" / "q_table.npy"))
+
+
+def test_fl_capture_video_records_the_greedy_episodes(tmp_path):
+    fl = _fl_module()
+    result = _fl_run(["--seed", "2", "--episodes", "300", "--eval-episodes", "100", "--capture-video",
+                      "--video-episodes", "2"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    _, run_dir = _fl_saved_q_table(tmp_path)
+    videos = sorted(glob.glob(str(tmp_path / "videos" / os.path.basename(run_dir) / "*.mp4")))
+    assert len(videos) == 2, result.stdout
+    # play the same episodes here: the policy from eval.json, the env seeds of the evaluation streams 2, 3
+    policy = json.load(open(os.path.join(run_dir, "eval.json")))["policy"]
+    env = fl.make_env()
+    import imageio_ffmpeg
+    for episode, path in enumerate(videos):
+        obs, _ = env.reset(seed=fl.evaluation_seed(2, 2 + episode))
+        length, done = 0, False
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(policy[obs])
+            length, done = length + 1, terminated or truncated
+        assert imageio_ffmpeg.count_frames_and_secs(path)[0] == length + 1  # the reset frame and one per step
+    # the printed video command works on the saved table alone, into videos/<run folder>-eval/
+    again = _fl_run(_fl_printed_command(result.stdout, "video"), tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(glob.glob(str(tmp_path / "videos" / (os.path.basename(run_dir) + "-eval") / "*.mp4"))) == 2
 
 
 # ---- dqn_cartpole.py ----

@@ -57,7 +57,7 @@ def time_lecture(lecture, episodes, seed):
 def time_ours(ours, episodes, seed):
     env = StepCounter(gym.make("FrozenLake-v1"))
     start = time.perf_counter()
-    ours.train(env, episodes, seed=seed, progress_lines=0)
+    ours.train(env, episodes, seed=seed)
     return time.perf_counter() - start, env.steps
 
 
