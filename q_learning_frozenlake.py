@@ -501,8 +501,9 @@ def main(argv=None):
         print(f"files:  {run_dir}/ ({', '.join(files)}){videos_note}")
         if args.save_model:
             model = os.path.join(run_dir, "q_table.npy")
-            print(f"again:  python {SCRIPT} --eval-model {model}")
-            print(f"video:  python {SCRIPT} --eval-model {model} --capture-video")
+            script = os.path.relpath(__file__)  # so the commands run as printed from where this run started
+            print(f"again:  python {script} --eval-model {model}")
+            print(f"video:  python {script} --eval-model {model} --capture-video")
         else:
             print("again:  the Q-table was not saved (--no-save-model)")
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the env is closed below all the same

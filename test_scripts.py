@@ -127,7 +127,7 @@ def _fl_printed_command(stdout, label):
     """The command the summary prints after `again:` or `video:`, as a list of arguments after the script."""
     (line,) = [line for line in stdout.splitlines() if line.startswith(label + ":")]
     words = line.split()[1:]
-    assert words[:2] == ["python", "q_learning_frozenlake.py"], line
+    assert words[0] == "python" and Path(words[1]).name == "q_learning_frozenlake.py", line
     return words[2:]
 
 
