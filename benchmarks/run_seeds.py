@@ -27,9 +27,10 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0, "LunarLander-v3": 200.0}
+FROZENLAKE = "q_learning_frozenlake.py"  # tabular: its score is a success rate, its budget episodes, no checks
+THRESHOLDS = {"FrozenLake-v1": 0.74, "CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0, "LunarLander-v3": 200.0}
 DEFAULT_ENVS = {"dqn_cartpole.py": "CartPole-v1", "double_dqn.py": "CartPole-v1", "dueling_dqn.py": "CartPole-v1",
-                "per_dqn.py": "CartPole-v1"}
+                "per_dqn.py": "CartPole-v1", FROZENLAKE: "FrozenLake-v1"}
 
 
 def parse_seed_groups(text):
@@ -59,8 +60,9 @@ def run_one(script, env_id, seed, extra, root):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     start = time.time()
     with open(os.path.join(cwd, "stdout.txt"), "w") as out:
-        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, script), "--env-id", env_id, "--seed", str(seed),
-                                 *extra], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        env_flags = [] if script == FROZENLAKE else ["--env-id", env_id]  # FrozenLake's map is --map-name
+        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, script), *env_flags, "--seed", str(seed), *extra],
+                                cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)  # wait4 (not proc.wait) also gives the child's CPU time
     info = {"wall_s": round(time.time() - start, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "exit_code": os.waitstatus_to_exitcode(status)}
@@ -95,6 +97,9 @@ def read_run(script, env_id, seed, root):
         args = json.load(f)
     with open(os.path.join(cwd, "run.json")) as f:
         info = json.load(f)
+    if script == FROZENLAKE:  # "kept": the exact success probability of the greedy policy; "final": simulated
+        return {"seed": seed, "kept": result["exact_this_policy"], "final": result["success_rate"], "checks": [],
+                "run_dir": run_dir, "steps": args["episodes"], **info}
     with open(os.path.join(run_dir, "checks.csv"), newline="") as f:
         checks = list(csv.DictReader(f))
     return {"seed": seed, "kept": result["mean"], "final": result.get("final_mean", result["mean"]), "checks": checks,
@@ -145,10 +150,13 @@ def export_curves(script, env_id, seeds, root):
             bin_size = max(1, run["steps"] // 100)
             bins = {}
             with open(os.path.join(run["run_dir"], "episodes.csv"), newline="") as episodes:
-                for row in csv.DictReader(episodes):
-                    bins.setdefault((int(row["global_step"]) - 1) // bin_size, []).append(float(row["episodic_return"]))
+                for row in csv.DictReader(episodes):  # FrozenLake counts episodes, the DQN scripts env steps
+                    step, value = (row["episode"], row["return"]) if script == FROZENLAKE else (row["global_step"], row["episodic_return"])
+                    bins.setdefault((int(step) - 1) // bin_size, []).append(float(value))
             for b, returns in sorted(bins.items()):
                 writer.writerow([seed, "episodes", (b + 1) * bin_size, round(float(np.mean(returns)), 2), len(returns)])
+            if script == FROZENLAKE:
+                continue
             with open(os.path.join(run["run_dir"], "train.csv"), newline="") as train:
                 for row in csv.DictReader(train):
                     if row.get("probe_q_mean") not in (None, "", "nan"):
