@@ -1,10 +1,11 @@
 """Speed and sample efficiency of dqn_cartpole.py beside the lecture's DQN, run one after the other in one command.
 
-    python benchmarks/bench_cartpole.py [--seed 1] [--lecture ../shared/baselines/lecture_dqn.py]
+    python benchmarks/bench_cartpole.py [--seed 1] [--lecture benchmarks/lecture_dqn.py]
 
-Both run on CartPole-v1 with one torch thread. For each it prints environment steps per second (SPS) and the
-steps it took to reach a 100-episode mean training return of 195 and of 475; then the SPS ratio. This machine
-is noisy, so only the ratio measured within one command means much.
+The lecture's DQN is benchmarks/lecture_dqn.py, a reproduction of Lecture 03's code kept in the repository,
+so a clone reproduces the comparison. Both run on CartPole-v1 with one torch thread. For each it prints
+environment steps per second (SPS) and the steps it took to reach a 100-episode mean training return of 195
+and of 475; then the SPS ratio. This machine is noisy, so only the ratio measured within one command means much.
 """
 import argparse
 import csv
@@ -57,7 +58,9 @@ def run_ours(seed):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--lecture", default=os.path.join(ROOT, "..", "shared", "baselines", "lecture_dqn.py"))
+    p.add_argument("--lecture", default=os.path.join(ROOT, "benchmarks", "lecture_dqn.py"),
+                   help="the lecture's DQN: a file defining train_dqn(n_episodes=...) -> (agent, returns) "
+                        "(default: benchmarks/lecture_dqn.py, Lecture 03's code)")
     p.add_argument("--lecture-episodes", type=int, default=500)
     a = p.parse_args()
     if not os.path.exists(a.lecture):

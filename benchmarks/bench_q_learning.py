@@ -3,7 +3,10 @@
 Both train for 10,000 episodes on the same env stack (gym.make("FrozenLake-v1") plus a step counter),
 alternately, a few rounds each; the best round of each is compared, as the machine may be shared.
 
-    python benchmarks/bench_q_learning.py [--baseline /work/shared/baselines/lecture_q_learning.py] [--rounds 3]
+    python benchmarks/bench_q_learning.py [--baseline benchmarks/lecture_q_learning.py] [--rounds 3]
+
+The lecture's side is benchmarks/lecture_q_learning.py, a reproduction of Lecture 03's code kept in the
+repository, so a clone reproduces the comparison.
 
 Prints microseconds per step for each and the ratio ours / lecture (below 1: ours is cheaper per step).
 """
@@ -63,7 +66,10 @@ def time_ours(ours, episodes, seed):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--baseline", default="/work/shared/baselines/lecture_q_learning.py")
+    parser.add_argument("--baseline", default=os.path.join(REPO, "benchmarks", "lecture_q_learning.py"),
+                        help="the lecture's Q-learning: a file defining train_q_learning(n_episodes=...) that makes "
+                             "its env with the module-level gym.make (default: benchmarks/lecture_q_learning.py, "
+                             "Lecture 03's code)")
     parser.add_argument("--episodes", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

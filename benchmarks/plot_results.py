@@ -6,6 +6,7 @@
 Every curve is the mean over seeds with a 95% bootstrap band (the seeds resampled with replacement, numpy only):
 - docs/cartpole.png: the four CartPole DQN scripts, greedy checks (left) and training episodes (right);
 - docs/overestimation.png: mean and max Q on the probe states, DQN beside Double DQN, with the bound 1/(1 - γ);
+- docs/frozenlake.png: Q-learning's success against training episodes, the DP optimum drawn as lines;
 - docs/<env>.png for any other env in the curves (Acrobot-v1, MountainCar-v0, ...).
 matplotlib is needed here only; the training scripts never import it.
 """
@@ -97,6 +98,39 @@ def plot_env(curves_dir, env_id, out, title):
     return out
 
 
+def plot_frozenlake(curves_dir, out, summary_path):
+    path = os.path.join(curves_dir, "q_learning_frozenlake__FrozenLake-v1.csv")
+    if not os.path.exists(path):
+        return None
+    data = read_curves(path)["episodes"]
+    end = max(steps.max() for steps, *_ in data.values())
+    grid = np.linspace(end / 100, end, 100)
+    mean, lo, hi, n = mean_and_band(data, grid)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(grid, mean, color="tab:blue", label=f"training episodes, epsilon-greedy ({n} seeds)")
+    ax.fill_between(grid, lo, hi, color="tab:blue", alpha=0.2)
+    ax.axhline(0.7442, color="black", linestyle="--", linewidth=1, label="best achievable within 100 steps (DP): 0.744")
+    ax.axhline(0.7402, color="gray", linestyle=":", linewidth=1, label="the γ = 0.99-optimal policy (DP): 0.740")
+    if os.path.exists(summary_path):
+        import json
+        with open(summary_path) as f:
+            greedy = [s for s in json.load(f) if s["script"] == "q_learning_frozenlake.py"]
+        for s, marker in zip(greedy, "os"):
+            ax.errorbar(end * 1.02, s["final"]["mean"], yerr=[[s["final"]["mean"] - s["final"]["ci95"][0]],
+                        [s["final"]["ci95"][1] - s["final"]["mean"]]], fmt=marker, color="tab:red", capsize=3,
+                        label=f"greedy policy at the end, seeds {s['seeds']}: {s['final']['mean']:.3f}")
+    ax.set_xlabel("training episodes")
+    ax.set_ylabel("success rate (reaching the goal)")
+    ax.set_ylim(0, 0.85)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("q_learning_frozenlake.py, slippery 4x4: mean over seeds, 95% bootstrap band")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "double_dqn")):
     files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if name in names}
     if not files:
@@ -131,9 +165,10 @@ def main(argv=None):
     a = p.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
     written = [plot_env(a.curves, "CartPole-v1", os.path.join(a.out, "cartpole.png"), "CartPole-v1, the four DQN scripts"),
-               plot_overestimation(a.curves, os.path.join(a.out, "overestimation.png"))]
+               plot_overestimation(a.curves, os.path.join(a.out, "overestimation.png")),
+               plot_frozenlake(a.curves, os.path.join(a.out, "frozenlake.png"), os.path.join(os.path.dirname(a.curves), "summary.json"))]
     envs = {os.path.basename(path).split("__")[1][: -len(".csv")] for path in glob.glob(os.path.join(a.curves, "*__*.csv"))}
-    for env_id in sorted(envs - {"CartPole-v1"}):
+    for env_id in sorted(envs - {"CartPole-v1", "FrozenLake-v1"}):
         written.append(plot_env(a.curves, env_id, os.path.join(a.out, f"{env_id.lower()}.png"), env_id))
     for path in filter(None, written):
         print(f"wrote {path}")

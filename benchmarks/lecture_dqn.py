@@ -1,0 +1,309 @@
+"""Lecture 03's DQN code for CartPole, reproduced as a baseline.
+
+What this is: the code from Lecture 03 ("Value Functions and Q-Learning"), Parts 3-5: the SimpleDQN
+network (Part 3, "DQN for Simple Environments"), the ReplayBuffer (Part 4, "Trick 1: Experience
+Replay"), and DQNAgent with train_dqn (Part 5, "Complete DQN Implementation"). The agent and the training
+loop follow the lecture line for line. Only three things are added: the imports at the top, a
+filter for one torch warning, and a __main__ that measures a run and prints one line. The lecture's
+Atari `DQN` conv network (Part 3) is left out because CartPole does not use it, and so is its closing
+`render_mode='human'` episode, which needs a display.
+
+Why it is here: it is the comparison baseline for benchmarks/bench_cartpole.py (speed and sample efficiency
+of dqn_cartpole.py next to the lecture's DQN). It lives inside the repository so that a clone can reproduce
+every number without the course material next to it.
+
+The recipe, as in the lecture:
+  - a collections.deque (capacity 100,000) of namedtuples, sampled with random.sample; every update builds
+    its batch tensors from Python lists;
+  - one gradient step on a batch of 64 at every environment step, once the buffer holds 64 transitions;
+  - MSE loss, Adam, gradient-norm clip 10, hard target copy every 1,000 updates, gamma 0.99;
+  - epsilon starts at 1.0 and is multiplied by 0.995 after each episode, with a floor of 0.01;
+  - SimpleDQN: a 128x128 ReLU MLP;
+  - learning rate: DQNAgent's default is 1e-4, but the lecture's train_dqn passes learning_rate=1e-3, so
+    a run of train_dqn trains with Adam at 1e-3. Both values are kept as the lecture wrote them.
+
+What it keeps on purpose, which dqn_cartpole.py fixes:
+  - `done = terminated or truncated` is both the loop's exit and the stored bootstrap mask. At CartPole's
+    500-step time limit, the target becomes r alone, as though the pole had fallen. dqn_cartpole.py stores
+    `terminated` and keeps bootstrapping through a truncation;
+  - epsilon decays per episode (x 0.995), so the schedule depends on episode lengths instead of a number of
+    steps. dqn_cartpole.py uses a linear schedule over environment steps;
+  - a deque of tuples and per-update tensors built from lists, where dqn_cartpole.py uses a preallocated
+    numpy ring buffer. This is the main cost in steps per second;
+  - training starts as soon as the buffer holds one batch (64 transitions), with no warm-up period
+    (dqn_cartpole.py: --learning-starts);
+  - unseeded environment: train_dqn calls env.reset() with no seed. Seeding Python's `random`, numpy and
+    torch, as bench_cartpole.py and __main__ do, fixes the agent's draws but not CartPole's start states,
+    so two runs with the same --seed can still differ.
+
+Interface (the same as the lecture's, which is what bench_cartpole.py calls):
+    train_dqn(env_name='CartPole-v1', n_episodes=500) -> (agent, rewards_per_episode)
+    It prints a progress line every 50 episodes. The caller seeds random / np.random / torch beforehand.
+
+Usage: python benchmarks/lecture_dqn.py [--seed 1] [--episodes 500]
+Prints one line: RESULT seed=.. episodes=.. steps=.. time=..s sps=.. solve195_ep=.. solve475_ep=.. last100=..
+"""
+import argparse
+import random
+import time
+import warnings
+from collections import deque, namedtuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.optim as optim
+
+# The lecture's ReplayBuffer.sample builds tensors from lists of numpy arrays. torch warns about this once
+# ("extremely slow"). The slowness is part of the baseline, so this silences only that warning.
+warnings.filterwarnings("ignore", message="Creating a tensor from a list of numpy.ndarrays")
+
+
+# ---- Lecture 03, Part 3: DQN for Simple Environments ----
+
+class SimpleDQN(nn.Module):
+    """
+    DQN for low-dimensional state spaces (e.g., CartPole).
+
+    Input: state vector
+    Output: Q-values for each action
+    """
+
+    def __init__(self, state_dim, n_actions, hidden_dim=128):
+        super().__init__()
+
+        self.net = nn.Sequential(
+            nn.Linear(state_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, n_actions)
+        )
+
+    def forward(self, state):
+        """
+        state: (batch, state_dim) tensor
+        Returns: (batch, n_actions) tensor of Q-values
+        """
+        return self.net(state)
+
+
+# ---- Lecture 03, Part 4, Trick 1: Experience Replay ----
+
+# Experience tuple
+Experience = namedtuple('Experience',
+                        ['state', 'action', 'reward', 'next_state', 'done'])
+
+
+class ReplayBuffer:
+    """
+    Stores experiences and samples random batches for training.
+    """
+
+    def __init__(self, capacity=100000):
+        self.buffer = deque(maxlen=capacity)
+
+    def push(self, state, action, reward, next_state, done):
+        """Add experience to buffer."""
+        exp = Experience(state, action, reward, next_state, done)
+        self.buffer.append(exp)
+
+    def sample(self, batch_size):
+        """Sample random batch of experiences."""
+        batch = random.sample(self.buffer, batch_size)
+
+        # Unzip batch
+        states = torch.tensor([e.state for e in batch], dtype=torch.float32)
+        actions = torch.tensor([e.action for e in batch], dtype=torch.long)
+        rewards = torch.tensor([e.reward for e in batch], dtype=torch.float32)
+        next_states = torch.tensor([e.next_state for e in batch], dtype=torch.float32)
+        dones = torch.tensor([e.done for e in batch], dtype=torch.float32)
+
+        return states, actions, rewards, next_states, dones
+
+    def __len__(self):
+        return len(self.buffer)
+
+
+# ---- Lecture 03, Part 5: Complete DQN Implementation ----
+
+class DQNAgent:
+    """
+    Complete DQN agent with experience replay and target network.
+    """
+
+    def __init__(
+        self,
+        state_dim,
+        n_actions,
+        learning_rate=1e-4,
+        gamma=0.99,
+        epsilon_start=1.0,
+        epsilon_end=0.01,
+        epsilon_decay=0.995,
+        buffer_capacity=100000,
+        batch_size=64,
+        target_update_freq=1000
+    ):
+        self.n_actions = n_actions
+        self.gamma = gamma
+        self.epsilon = epsilon_start
+        self.epsilon_end = epsilon_end
+        self.epsilon_decay = epsilon_decay
+        self.batch_size = batch_size
+        self.target_update_freq = target_update_freq
+
+        # Q-network and target network
+        self.q_network = SimpleDQN(state_dim, n_actions)
+        self.target_network = SimpleDQN(state_dim, n_actions)
+        self.target_network.load_state_dict(self.q_network.state_dict())
+
+        # Optimizer
+        self.optimizer = optim.Adam(self.q_network.parameters(), lr=learning_rate)
+
+        # Replay buffer
+        self.replay_buffer = ReplayBuffer(buffer_capacity)
+
+        # Training step counter
+        self.steps = 0
+
+    def select_action(self, state, training=True):
+        """Epsilon-greedy action selection."""
+        if training and np.random.random() < self.epsilon:
+            return np.random.randint(self.n_actions)
+
+        # Convert to tensor
+        state_tensor = torch.tensor(state, dtype=torch.float32).unsqueeze(0)
+
+        # Get Q-values
+        with torch.no_grad():
+            q_values = self.q_network(state_tensor)
+
+        # Return action with highest Q-value
+        return q_values.argmax().item()
+
+    def update(self):
+        """Sample batch from replay buffer and perform one gradient step."""
+        if len(self.replay_buffer) < self.batch_size:
+            return None  # Not enough samples yet
+
+        # Sample batch
+        states, actions, rewards, next_states, dones = \
+            self.replay_buffer.sample(self.batch_size)
+
+        # Compute current Q-values
+        # Q(s,a) for the actions that were actually taken
+        current_q_values = self.q_network(states).gather(1, actions.unsqueeze(1))
+
+        # Compute target Q-values
+        with torch.no_grad():
+            # max_a' Q(s', a'; θ^-)
+            next_q_values = self.target_network(next_states).max(1)[0]
+
+            # r + γ max_a' Q(s', a'; θ^-) if not done, else just r
+            target_q_values = rewards + (1 - dones) * self.gamma * next_q_values
+
+        # Compute loss (MSE between current and target Q-values)
+        loss = F.mse_loss(current_q_values.squeeze(), target_q_values)
+
+        # Gradient descent
+        self.optimizer.zero_grad()
+        loss.backward()
+        # Clip gradients (stabilizes training)
+        torch.nn.utils.clip_grad_norm_(self.q_network.parameters(), 10)
+        self.optimizer.step()
+
+        # Update target network periodically
+        self.steps += 1
+        if self.steps % self.target_update_freq == 0:
+            self.target_network.load_state_dict(self.q_network.state_dict())
+
+        return loss.item()
+
+    def decay_epsilon(self):
+        """Decay exploration rate."""
+        self.epsilon = max(self.epsilon_end, self.epsilon * self.epsilon_decay)
+
+
+def train_dqn(env_name='CartPole-v1', n_episodes=500):
+    """Train DQN agent."""
+    env = gym.make(env_name)
+
+    agent = DQNAgent(
+        state_dim=env.observation_space.shape[0],
+        n_actions=env.action_space.n,
+        learning_rate=1e-3,
+        gamma=0.99,
+        epsilon_start=1.0,
+        epsilon_end=0.01,
+        epsilon_decay=0.995,
+        batch_size=64
+    )
+
+    rewards_per_episode = []
+
+    for episode in range(n_episodes):
+        state, _ = env.reset()
+        total_reward = 0
+        done = False
+
+        while not done:
+            # Select action
+            action = agent.select_action(state, training=True)
+
+            # Take action
+            next_state, reward, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+
+            # Store experience
+            agent.replay_buffer.push(state, action, reward, next_state, done)
+
+            # Train agent
+            loss = agent.update()
+
+            state = next_state
+            total_reward += reward
+
+        # Decay epsilon
+        agent.decay_epsilon()
+
+        rewards_per_episode.append(total_reward)
+
+        # Logging
+        if (episode + 1) % 50 == 0:
+            avg_reward = np.mean(rewards_per_episode[-50:])
+            print(f"Episode {episode+1}: Avg Reward = {avg_reward:.2f}, "
+                  f"Epsilon = {agent.epsilon:.3f}")
+
+    return agent, rewards_per_episode
+
+
+# ---- Added here: a headless, measuring entry point (the lecture's renders one episode instead) ----
+
+def first_episode(rewards, threshold, window=100):
+    """The first episode at which the mean return of the last `window` episodes reaches `threshold`."""
+    for i in range(window - 1, len(rewards)):
+        if np.mean(rewards[i + 1 - window: i + 1]) >= threshold:
+            return i + 1
+    return None
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description="Lecture 03's DQN on CartPole-v1, timed (see the module docstring).")
+    p.add_argument("--seed", type=int, default=1, help="seeds random, numpy and torch (the env stays unseeded)")
+    p.add_argument("--episodes", type=int, default=500, help="training episodes (the lecture: 500)")
+    a = p.parse_args()
+    random.seed(a.seed)
+    np.random.seed(a.seed)
+    torch.manual_seed(a.seed)
+    t0 = time.time()
+    agent, rewards = train_dqn(n_episodes=a.episodes)
+    dt = time.time() - t0
+    steps = int(sum(rewards))  # a CartPole episode's return is its length
+    print(
+        f"RESULT seed={a.seed} episodes={len(rewards)} steps={steps} time={dt:.1f}s sps={steps / dt:.0f} "
+        f"solve195_ep={first_episode(rewards, 195)} solve475_ep={first_episode(rewards, 475)} "
+        f"last100={np.mean(rewards[-100:]):.1f}"
+    )
