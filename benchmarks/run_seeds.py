@@ -212,7 +212,8 @@ def main(argv=None):
         cells = []
         for model in ["kept", "final"]:
             m = s[model]
-            cells.append(f"{m['reached']}/{s['runs']}, {m['mean']:.1f} [{m['ci95'][0]:.1f}, {m['ci95'][1]:.1f}], {m['iqm']:.1f}")
+            d = 4 if abs(m["mean"]) < 2 else 1  # success rates (FrozenLake) need more digits than returns
+            cells.append(f"{m['reached']}/{s['runs']}, {m['mean']:.{d}f} [{m['ci95'][0]:.{d}f}, {m['ci95'][1]:.{d}f}], {m['iqm']:.{d}f}")
         first = s["first_check_at_threshold"]
         at = (f"{first['median_steps']:,.0f}, {first['median_wall_s']:.0f} s ({first['runs']}/{s['runs']})"
               if first["runs"] else "never")
