@@ -11,6 +11,7 @@ This is dqn_cartpole.py with an image network and a replay buffer that stores ea
         --learning-starts 10000 --exploration-fraction 0.4                        # a CPU-sized run (README)
 """
 import argparse
+import copy
 import csv
 import json
 import os
@@ -57,7 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--end-e", type=float, default=0.01)
     p.add_argument("--exploration-fraction", type=float, default=0.10, help="fraction of the run epsilon decays over")
     p.add_argument("--loss", choices=["mse", "huber"], default="mse")
-    p.add_argument("--max-grad-norm", type=float, default=float("inf"), help="clip the gradient norm (default: off)")
+    p.add_argument("--max-grad-norm", type=float, default=0.0, help="clip the gradient norm at this value (0: off)")
     p.add_argument("--eval-episodes", type=int, default=10, help="whole games, all lives")
     p.add_argument("--eval-epsilon", type=float, default=0.05, help="Nature's evaluation epsilon")
     p.add_argument("--eval-model", metavar="PATH", help="evaluate a saved model and exit, without training")
@@ -68,7 +69,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
 
     positive = ["total_timesteps", "num_envs", "learning_rate", "adam_eps", "buffer_size", "batch_size",
-                "target_network_frequency", "train_frequency", "max_grad_norm", "eval_episodes"]
+                "target_network_frequency", "train_frequency", "eval_episodes"]
     for name in positive:
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
@@ -261,11 +262,22 @@ def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
     return rewards + gamma * (1 - terminated) * next_q_max
 
 
+def due(global_step, num_envs, frequency):
+    """How many multiples of `frequency` fall among this vector step's env steps global_step .. global_step + num_envs - 1:
+    so --train-frequency and --target-network-frequency count env steps summed over envs, whatever --num-envs."""
+    return (global_step + num_envs - 1) // frequency - (global_step - 1) // frequency
+
+
+def update_target_network(target_network, q_network, tau):
+    """θ⁻ <- τ θ + (1 - τ) θ⁻: with τ = 1 the hard copy of Algorithm 1, with τ < 1 Polyak averaging."""
+    for target_param, param in zip(target_network.parameters(), q_network.parameters()):
+        target_param.data.copy_(tau * param.data + (1 - tau) * target_param.data)
+
+
 def train(args, envs, q_network, device, run_dir, logs):
     rng = np.random.default_rng(args.seed)
     n_actions = envs.single_action_space.n
-    target_network = QNetwork(n_actions).to(device)
-    target_network.load_state_dict(q_network.state_dict())
+    target_network = copy.deepcopy(q_network)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps)
     rb = ReplayBuffer(args.buffer_size, args.num_envs, rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
@@ -311,7 +323,8 @@ def train(args, envs, q_network, device, run_dir, logs):
             episode_returns[i], episode_lengths[i] = 0, 0
 
         if global_step >= args.learning_starts:
-            if iteration % max(1, args.train_frequency // args.num_envs) == 0:
+            # --train-frequency counts env steps summed over envs: one gradient step per multiple crossed
+            for _ in range(due(global_step, args.num_envs, args.train_frequency)):
                 if args.anneal_lr:
                     optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - global_step / args.total_timesteps)
                 obs_b, actions_b, rewards_b, next_obs_b, terminated_b = rb.sample(args.batch_size, device)
@@ -322,15 +335,14 @@ def train(args, envs, q_network, device, run_dir, logs):
                     logs.fault(f"loss became {loss.item()} at global step {global_step}; stopping the run")
                 optimizer.zero_grad()
                 loss.backward()
-                if args.max_grad_norm != float("inf"):
+                if args.max_grad_norm > 0:
                     nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
                 optimizer.step()
                 logs.train_step(global_step, loss, q_taken)
 
             # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
-            if iteration % max(1, args.target_network_frequency // args.num_envs) == 0:
-                for target_param, param in zip(target_network.parameters(), q_network.parameters()):
-                    target_param.data.copy_(args.tau * param.data + (1 - args.tau) * target_param.data)
+            for _ in range(due(global_step, args.num_envs, args.target_network_frequency)):
+                update_target_network(target_network, q_network, args.tau)
 
         logs.progress(global_step + args.num_envs, epsilon, recent_returns, start_time)
     return global_step + args.num_envs
