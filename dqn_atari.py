@@ -354,17 +354,17 @@ def train(args, envs, q_network, device, logs):
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-EVAL_GAMES_PER_SEED, MAX_SEED = 1_000, 2_000_000
+EVAL_GAMES_PER_SEED, MAX_SEED, EVAL_SEEDS_FROM = 1_000, 1_000_000, 2**30
 
 
 def eval_seed(seed, game):
-    """Env seed of evaluation game `game` of training seed `seed`: -2 - (1,000 seed + game).
+    """Env seed of evaluation game `game` of training seed `seed`: 2**30 + 1,000 seed + game.
 
-    ALE seeds are 32-bit C++ ints and training uses seed .. seed + num_envs - 1, so evaluation takes negative
-    ones (-1 means unseeded): each training seed owns 1,000 evaluation games that no other seed and no training
-    game plays. --seed up to 2,000,000 keeps them within int32.
+    ALE seeds are non-negative 32-bit C++ ints (a negative one draws a random start, measured here) and training
+    uses seed .. seed + num_envs - 1, far below 2**30: so each training seed owns 1,000 evaluation games that no
+    other seed and no training game plays. --seed up to 1,000,000 keeps them below 2**31.
     """
-    return -2 - (EVAL_GAMES_PER_SEED * seed + game)
+    return EVAL_SEEDS_FROM + EVAL_GAMES_PER_SEED * seed + game
 
 
 def evaluate(q_network, args, device, video_path=None):

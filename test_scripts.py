@@ -1031,12 +1031,14 @@ def test_atari_evaluation_plays_whole_games_at_epsilon_0_05_on_seeds_of_its_own(
         assert {lives for _, lives, _, _ in game[:-1]} == {5, 4, 3, 2, 1} and game[-1][1] == 5
         assert not any(term or trunc for _, _, term, trunc in game[:-1]) and game[-1][2]
         start += length
-    not_greedy = np.mean([action != 1 for action, *_ in steps])
+    again = atari.evaluate(_AlwaysFire(), args, "cpu")  # seeded: the same games again (lengths differ game to game)
+    assert again[0].tolist() == returns.tolist() and again[1].tolist() == lengths.tolist() and len(set(lengths)) > 1
+    not_greedy = np.mean([action != 1 for action, *_ in steps[:lengths.sum()]])
     assert len(steps) >= 1000 and 0.02 <= not_greedy <= 0.06, (len(steps), not_greedy)
     owned = [{atari.eval_seed(seed, game) for game in range(atari.EVAL_GAMES_PER_SEED)} for seed in range(1, 11)]
     assert len(set().union(*owned)) == 10 * atari.EVAL_GAMES_PER_SEED  # disjoint
-    extremes = [atari.eval_seed(0, 0), atari.eval_seed(atari.MAX_SEED, atari.EVAL_GAMES_PER_SEED - 1)]
-    assert -2**31 <= extremes[1] < extremes[0] == -2  # within int32, never -1 (unseeded) or a training seed
+    # within int32 and non-negative (ALE draws a random start for a negative seed), above every training seed
+    assert atari.MAX_SEED + 10**6 < atari.eval_seed(0, 0) < atari.eval_seed(atari.MAX_SEED, atari.EVAL_GAMES_PER_SEED - 1) < 2**31
 
 
 @pytest.mark.parametrize("flags", [
@@ -1047,7 +1049,7 @@ def test_atari_evaluation_plays_whole_games_at_epsilon_0_05_on_seeds_of_its_own(
     ["--eval-model", "full_actions.pt"], ["--eval-model", "junk.pt"], ["--buffer-size", 10**12],
     ["--learning-starts", "soon"], ["--no-such-flag"], ["--eval-max-frames", 0], ["--eval-episodes", 1001],
     ["--max-grad-norm", "inf"], ["--eval-epsilon", "nan"], ["--adam-eps", "-inf"], ["--total-timesteps", 3, "--num-envs", 4],
-    ["--total-timestep", 5], ["--seed", 2_000_001],
+    ["--total-timestep", 5], ["--seed", 1_000_001],
 ])
 def test_atari_bad_input_is_one_line_and_exit_code_2(atari, flags, tmp_path, monkeypatch, capsys):
     """In-process (no interpreter start per case); the subprocess test below covers the command line itself."""
@@ -1140,6 +1142,34 @@ def test_atari_smoke_summary_and_the_printed_command_reproduces_the_result(tmp_p
     assert _atari_result(again.stdout) == (mean, std, games)
 
 
+def test_atari_eval_model_takes_the_run_folders_settings_and_the_saved_weights(atari, tmp_path, monkeypatch, capsys):
+    """--eval-model runs/<run>/dqn_atari.pt with no other flag: the settings come from args.json beside it (a Pong
+    model, seed 7, 3 games, a frame cap), a flag given on the command line still wins, and evaluate() gets the
+    saved weights, not a fresh network."""
+    run_dir = tmp_path / "runs" / "pong_run"
+    run_dir.mkdir(parents=True)
+    saved_args = vars(atari.parse_args(["--env-id", "ALE/Pong-v5", "--seed", "7", "--eval-episodes", "3",
+                                        "--eval-max-frames", "123", "--capture-video"]))
+    (run_dir / "args.json").write_text(json.dumps({**saved_args, "script": "dqn_atari.py"}))
+    torch.manual_seed(123)
+    saved = atari.QNetwork(6)  # Pong: 6 actions
+    torch.save(saved.state_dict(), run_dir / "dqn_atari.pt")
+    seen = []
+
+    def fake_evaluate(q_network, args, device, video_path=None):
+        seen.append((q_network.state_dict(), args, video_path))
+        return np.array([1.0, 2.0]), np.array([10, 20])
+    monkeypatch.setattr(atari, "evaluate", fake_evaluate)
+    monkeypatch.chdir(tmp_path)
+    for flags, games in [([], 3), (["--eval-episodes", "2"], 2)]:
+        _atari_main(atari, "--eval-model", "runs/pong_run/dqn_atari.pt", *flags)
+        state, args, video_path = seen[-1]
+        assert (args.env_id, args.seed, args.eval_episodes, args.eval_max_frames) == ("ALE/Pong-v5", 7, games, 123)
+        assert not video_path  # a video is asked for each time, not inherited from the run
+        assert all(torch.equal(state[name], tensor) for name, tensor in saved.state_dict().items())
+    assert capsys.readouterr().out.splitlines()[-1] == "result: 1.5 ± 0.5 over 2 games at epsilon 0.05: runs/pong_run/dqn_atari.pt"
+
+
 def test_atari_same_seed_gives_same_episode_returns(atari, tmp_path, monkeypatch):
     returns = []
     for name, seed in [("a", 1), ("b", 1), ("c", 2)]:
@@ -1162,11 +1192,17 @@ def test_atari_capture_video_records_the_evaluation_game_in_colour(atari, tmp_pa
     torch.manual_seed(0)
     network = atari.QNetwork(4)
     torch.save(network.state_dict(), tmp_path / "run" / "dqn_atari.pt")
-    made = _atari_wrap_envs(atari, monkeypatch)
+    played = {"game": [], "video": []}
+
+    def on_step(training, actions, out):  # the video env's frames are 210x160 RGB
+        played["video" if out[0].shape[-1] == 3 else "game"].append(
+            (out[1].tolist(), out[4]["lives"].tolist(), out[4]["episode_frame_number"].tolist()))
+    made = _atari_wrap_envs(atari, monkeypatch, on_step)
     monkeypatch.chdir(tmp_path)
     returns = _atari_main(atari, "--eval-model", "run/dqn_atari.pt", "--capture-video", "--eval-episodes", 1,
                           "--eval-max-frames", 400)
     assert made["made"] == made["closed"] == 3  # the probe for the action count, the game, the video
+    assert played["video"] == played["game"]  # in lockstep: the same rewards, lives and frame numbers, step by step
     (video,) = (tmp_path / "videos" / "run-eval").glob("*.mp4")
     again, lengths = atari.evaluate(network, atari.parse_args(["--eval-episodes", "1", "--eval-max-frames", "400"]), "cpu")
     assert again.tolist() == returns.tolist() and 0 < lengths[0] <= 100  # 400 frames = at most 100 agent steps
