@@ -9,10 +9,23 @@ This is dqn_cartpole.py with an image network and a replay buffer that stores ea
     python dqn_atari.py --env-id BreakoutNoFrameskip-v4 --cuda                     # 10M steps, a GPU
     python dqn_atari.py --total-timesteps 250000 --buffer-size 100000 \\
         --learning-starts 10000 --exploration-fraction 0.4                        # a CPU-sized run (README)
+    python dqn_atari.py --eval-model runs/<run_name>/dqn_atari.pt --capture-video  # watch a saved model
+
+Lecture 03's names (its DQN code, Parts 3-5) and this file's:
+  DQN (the Atari network)            QNetwork
+  ReplayBuffer.push(state, ...)      ReplayBuffer.add(obs, ...), one transition per env, each frame stored once
+  state, next_state                  obs, next_obs (a stack of 4 frames)
+  done = terminated or truncated     terminated (a time-limit truncation is not terminal: it bootstraps)
+  agent.decay_epsilon()              linear_schedule(), linear over steps instead of a decay per episode
+  agent.select_action()              the epsilon-greedy lines at the top of train()'s loop
+  agent.update()                     the gradient step in train()'s loop, compute_td_target()
+  target_update_freq                 --target-network-frequency, update_target_network()
 """
 import argparse
+import copy
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -29,83 +42,73 @@ from ale_py.vector_env import AtariVectorEnv
 gym.register_envs(ale_py)  # the ROMs ship inside ale-py: no separate download step
 
 FRAME_SHAPE, STACK = (84, 84), 4
+SCRIPT = os.path.basename(__file__)
+EXAMPLES = "examples:\n" + "\n".join(line for line in __doc__.splitlines() if line.startswith("    "))
 
 
-# ----------------------------------------------------------------------------------------- arguments
+# ----------------------------------------------------------------------------------------- flags
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's own complaints (an unknown flag, "abc" for a number) end in one `error:` line too."""
+
+    def error(self, message):
+        fail(message)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every flag's default, and the docstring's example commands as they are written."""
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.error = fail  # argparse's own complaints (an unknown flag, "abc" for a number) are one line too
-    p.add_argument("--exp-name", default=os.path.basename(__file__)[: -len(".py")])
-    p.add_argument("--env-id", default="BreakoutNoFrameskip-v4", help="an Atari id: BreakoutNoFrameskip-v4, ALE/Pong-v5, ...")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--total-timesteps", type=int, default=10_000_000, help="agent steps (4 frames each), summed over envs")
-    p.add_argument("--num-envs", type=int, default=1)
-    p.add_argument("--sticky-actions", action="store_true",
+    p = ArgumentParser(description=__doc__.split("\n")[0], epilog=EXAMPLES, formatter_class=HelpFormatter,
+                       allow_abbrev=False)
+    g = p.add_argument_group("algorithm")
+    g.add_argument("--env-id", default="BreakoutNoFrameskip-v4", help="an Atari id: BreakoutNoFrameskip-v4, ALE/Pong-v5, ...")
+    g.add_argument("--total-timesteps", type=int, default=10_000_000,
+                   help="agent steps (4 frames each), summed over envs (Nature: 50M)")
+    g.add_argument("--num-envs", type=int, default=1, help="games played side by side")
+    g.add_argument("--sticky-actions", action="store_true",
                    help="repeat the previous action with probability 0.25 (the v5 protocol); off = v4/Nature")
-    p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
+    g.add_argument("--learning-rate", type=float, default=1e-4, help="Adam's step size (Nature: RMSProp, 2.5e-4)")
+    g.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
                    help="decay the learning rate linearly to 0 over the run")
-    p.add_argument("--adam-eps", type=float, default=1e-8)
-    p.add_argument("--buffer-size", type=int, default=1_000_000, help="transitions; about 7 KB each")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--gamma", type=float, default=0.99)
-    p.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
-    p.add_argument("--target-network-frequency", type=int, default=1_000, help="env steps between target updates")
-    p.add_argument("--train-frequency", type=int, default=4, help="env steps between gradient steps")
-    p.add_argument("--learning-starts", type=int, default=80_000)
-    p.add_argument("--start-e", type=float, default=1.0)
-    p.add_argument("--end-e", type=float, default=0.01)
-    p.add_argument("--exploration-fraction", type=float, default=0.10, help="fraction of the run epsilon decays over")
-    p.add_argument("--loss", choices=["mse", "huber"], default="mse")
-    p.add_argument("--max-grad-norm", type=float, default=float("inf"), help="clip the gradient norm (default: off)")
-    p.add_argument("--eval-episodes", type=int, default=10, help="whole games, all lives")
-    p.add_argument("--eval-epsilon", type=float, default=0.05, help="Nature's evaluation epsilon")
-    p.add_argument("--eval-model", metavar="PATH", help="evaluate a saved model and exit, without training")
-    p.add_argument("--save-model", action="store_true")
-    p.add_argument("--capture-video", action="store_true", help="record the first evaluation game to videos/<run_name>/ (moviepy)")
-    p.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
-    p.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True)
+    g.add_argument("--adam-eps", type=float, default=1e-8, help="Adam's epsilon")
+    g.add_argument("--buffer-size", type=int, default=1_000_000, help="replay memory in transitions; about 7 KB each")
+    g.add_argument("--batch-size", type=int, default=32, help="transitions per gradient step")
+    g.add_argument("--gamma", type=float, default=0.99, help="discount factor")
+    g.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
+    g.add_argument("--target-network-frequency", type=int, default=1_000,
+                   help="env steps between target updates (Nature: C = 10,000)")
+    g.add_argument("--train-frequency", type=int, default=4, help="env steps between gradient steps, summed over envs")
+    g.add_argument("--learning-starts", type=int, default=80_000, help="env steps of play before learning (Nature: 50,000)")
+    g.add_argument("--start-e", type=float, default=1.0, help="exploration epsilon at the start")
+    g.add_argument("--end-e", type=float, default=0.01, help="exploration epsilon at the end of the decay (Nature: 0.1)")
+    g.add_argument("--exploration-fraction", type=float, default=0.10, help="fraction of the run epsilon decays over")
+    g.add_argument("--loss", choices=["mse", "huber"], default="mse",
+                   help="mse is CleanRL's; Nature clipped the error to [-1, 1], which is huber")
+    g.add_argument("--max-grad-norm", type=float, default=0.0, help="clip the gradient norm at this value (0: off)")
+    g = p.add_argument_group("run and logs")
+    g.add_argument("--exp-name", default=SCRIPT[: -len(".py")], help="the run's name in runs/ and of its model file")
+    g.add_argument("--seed", type=int, default=1, help=f"seeds training (0 to {MAX_SEED:,}) and, apart, the evaluation")
+    g.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
+                   help="save the model into the run folder")
+    g.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
+    g.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
+                   help="deterministic cuDNN kernels (a GPU)")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--eval-episodes", type=int, default=10, help="whole games (all lives) scored at the end")
+    g.add_argument("--eval-epsilon", type=float, default=0.05, help="Nature's evaluation epsilon")
+    g.add_argument("--eval-max-frames", type=int, default=18_000,
+                   help="frames an evaluation game may last (Nature: 5 minutes = 18,000)")
+    g.add_argument("--eval-model", metavar="PATH",
+                   help="evaluate a saved model and exit, without training (settings from the args.json beside it)")
+    g.add_argument("--capture-video", action="store_true",
+                   help="record the first evaluation game in colour to videos/ (pip install moviepy)")
     args = p.parse_args(argv)
-
-    positive = ["total_timesteps", "num_envs", "learning_rate", "adam_eps", "buffer_size", "batch_size",
-                "target_network_frequency", "train_frequency", "max_grad_norm", "eval_episodes"]
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.seed < 0:
-        fail(f"--seed must be >= 0, got {args.seed}")
-    if args.learning_starts < 0:
-        fail(f"--learning-starts must be >= 0, got {args.learning_starts}")
-    if args.batch_size > args.buffer_size:
-        fail(f"--batch-size ({args.batch_size}) cannot exceed --buffer-size ({args.buffer_size})")
-    if args.buffer_size // args.num_envs < 2 * STACK:
-        fail(f"--buffer-size ({args.buffer_size}) is too small for {args.num_envs} envs: at least {2 * STACK} per env")
-    for name in ["gamma", "start_e", "end_e", "eval_epsilon"]:
-        if not 0 <= getattr(args, name) <= 1:
-            fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
-    for name in ["tau", "exploration_fraction"]:
-        if not 0 < getattr(args, name) <= 1:
-            fail(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
+    if args.eval_model:  # the saving run's settings become the defaults: flags given here still win
+        p.set_defaults(**saved_settings(args.eval_model, known=vars(args)))
+        args = p.parse_args(argv)
+    check_args(args)
     return args
-
-
-def fail(message):
-    """Bad input ends the run with one line and exit code 2, as argparse does, never with a traceback."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def check_memory(buffer_size):
-    """Refuse a buffer that cannot fit in RAM now, instead of being killed by the OOM killer hours later."""
-    need = ReplayBuffer.bytes_needed(buffer_size)
-    try:
-        with open("/proc/meminfo") as f:
-            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration):
-        return  # not Linux: no cheap way to ask
-    if need > available:
-        fail(f"--buffer-size {buffer_size} needs {need / 1e9:.1f} GB of RAM but only {available / 1e9:.1f} GB "
-             f"is available; pass a smaller --buffer-size (about {int(available * 0.8 / (need / buffer_size)):,} fits)")
 
 
 # ----------------------------------------------------------------------------------------- environment
@@ -116,7 +119,8 @@ def atari_game(env_id):
     except gym.error.Error as e:
         fail(f"cannot make --env-id {env_id}: {e}")
     if "game" not in spec.kwargs:
-        fail(f"--env-id {env_id} is not an Atari game (try BreakoutNoFrameskip-v4 or ALE/Pong-v5)")
+        fail(f"--env-id {env_id} is not an Atari game (try BreakoutNoFrameskip-v4 or ALE/Pong-v5); "
+             f"for an env with a vector observation such as {env_id}, use dqn_cartpole.py")
     return spec.kwargs["game"]
 
 
@@ -244,12 +248,13 @@ class ReplayBuffer:
         return [torch.from_numpy(x).to(device) for x in batch]  # frames go to the device as uint8
 
 
+# ----------------------------------------------------------------------------------------- schedule
 def linear_schedule(start_e, end_e, duration, t):
     """Epsilon falls linearly from start_e to end_e over `duration` steps, then stays at end_e."""
     return max(end_e, start_e + (end_e - start_e) * t / duration)
 
 
-# ----------------------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------------------- TD target
 def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
     """TD target of Mnih et al. 2015, Eq. (2): y = r + γ max_a' Q(s', a'; θ⁻), or y = r when s' is terminal.
 
@@ -261,11 +266,23 @@ def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
     return rewards + gamma * (1 - terminated) * next_q_max
 
 
-def train(args, envs, q_network, device, run_dir, logs):
+# ----------------------------------------------------------------------------------------- training loop
+def due(global_step, num_envs, frequency):
+    """How many multiples of `frequency` fall among this vector step's env steps global_step .. global_step + num_envs - 1:
+    so --train-frequency and --target-network-frequency count env steps summed over envs, whatever --num-envs."""
+    return (global_step + num_envs - 1) // frequency - (global_step - 1) // frequency
+
+
+def update_target_network(target_network, q_network, tau):
+    """θ⁻ <- τ θ + (1 - τ) θ⁻: with τ = 1 the hard copy of Algorithm 1, with τ < 1 Polyak averaging."""
+    for target_param, param in zip(target_network.parameters(), q_network.parameters()):
+        target_param.data.copy_(tau * param.data + (1 - tau) * target_param.data)
+
+
+def train(args, envs, q_network, device, logs):
     rng = np.random.default_rng(args.seed)
     n_actions = envs.single_action_space.n
-    target_network = QNetwork(n_actions).to(device)
-    target_network.load_state_dict(q_network.state_dict())
+    target_network = copy.deepcopy(q_network)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps)
     rb = ReplayBuffer(args.buffer_size, args.num_envs, rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
@@ -276,7 +293,7 @@ def train(args, envs, q_network, device, run_dir, logs):
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
     recent_returns = deque(maxlen=20)
     start_time, global_step = time.time(), 0
-    num_iterations = args.total_timesteps // args.num_envs
+    num_iterations = args.total_timesteps // args.num_envs  # a whole number: check_args rounds the budget up
     for iteration in range(num_iterations):
         global_step = iteration * args.num_envs
         # Epsilon-greedy acting (Algorithm 1): a random action with probability epsilon, else argmax_a Q(s, a).
@@ -311,7 +328,8 @@ def train(args, envs, q_network, device, run_dir, logs):
             episode_returns[i], episode_lengths[i] = 0, 0
 
         if global_step >= args.learning_starts:
-            if iteration % max(1, args.train_frequency // args.num_envs) == 0:
+            # --train-frequency counts env steps summed over envs: one gradient step per multiple crossed
+            for _ in range(due(global_step, args.num_envs, args.train_frequency)):
                 if args.anneal_lr:
                     optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - global_step / args.total_timesteps)
                 obs_b, actions_b, rewards_b, next_obs_b, terminated_b = rb.sample(args.batch_size, device)
@@ -322,77 +340,160 @@ def train(args, envs, q_network, device, run_dir, logs):
                     logs.fault(f"loss became {loss.item()} at global step {global_step}; stopping the run")
                 optimizer.zero_grad()
                 loss.backward()
-                if args.max_grad_norm != float("inf"):
+                if args.max_grad_norm > 0:
                     nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
                 optimizer.step()
                 logs.train_step(global_step, loss, q_taken)
 
             # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
-            if iteration % max(1, args.target_network_frequency // args.num_envs) == 0:
-                for target_param, param in zip(target_network.parameters(), q_network.parameters()):
-                    target_param.data.copy_(args.tau * param.data + (1 - args.tau) * target_param.data)
+            for _ in range(due(global_step, args.num_envs, args.target_network_frequency)):
+                update_target_network(target_network, q_network, args.tau)
 
         logs.progress(global_step + args.num_envs, epsilon, recent_returns, start_time)
     return global_step + args.num_envs
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-def evaluate(q_network, args, device, video_path=None):
-    """Whole games (all lives, real score) with epsilon 0.05 (Nature), seeded apart from training.
+EVAL_GAMES_PER_SEED, MAX_SEED, EVAL_SEEDS_FROM = 1_000, 1_000_000, 2**30
 
-    All games run side by side, one env each. The video, if asked for, comes from a second env in lockstep
-    with the first: same seed and actions give the same game, rendered at 210x160 in colour.
+
+def eval_seed(seed, game):
+    """Env seed of evaluation game `game` of training seed `seed`: 2**30 + 1,000 seed + game.
+
+    ALE seeds are non-negative 32-bit C++ ints (a negative one draws a random start, measured here) and training
+    uses seed .. seed + num_envs - 1, far below 2**30: so each training seed owns 1,000 evaluation games that no
+    other seed and no training game plays. --seed up to 1,000,000 keeps them below 2**31.
     """
-    episodes, rng = args.eval_episodes, np.random.default_rng(args.seed + 100_000)
-    envs = make_envs(args, episodes, training=False)
-    obs, _ = envs.reset(seed=args.seed + 100_000)
-    video_env = frames = None
-    if video_path:
-        video_env = make_envs(args, 1, training=False, img_height=210, img_width=160, grayscale=False, stack_num=1)
-        frames = [video_env.reset(seed=args.seed + 100_000)[0][0, 0]]
-    returns, done = np.zeros(episodes), np.zeros(episodes, dtype=bool)
-    while not done.all():
-        with torch.inference_mode():
-            actions = q_network(torch.from_numpy(obs).to(device)).argmax(dim=1).cpu().numpy()
-        explore = rng.random(episodes) < args.eval_epsilon
-        actions = np.where(explore, rng.integers(0, envs.single_action_space.n, size=episodes), actions)
-        obs, rewards, terminations, truncations, _ = envs.step(actions)
-        if video_env is not None and not done[0]:
-            video_obs, _, video_term, video_trunc, video_info = video_env.step(actions[:1])
-            ended = video_term[0] or video_trunc[0]  # then video_obs is already the next game's first frame
-            frames.append(video_info["final_obs"][0, 0] if ended else video_obs[0, 0])
-        returns += np.where(done, 0, rewards)
-        done |= terminations | truncations
-    envs.close()
-    if video_env is not None:
-        video_env.close()
-        write_video(frames, video_path)
-    return returns
+    return EVAL_SEEDS_FROM + EVAL_GAMES_PER_SEED * seed + game
+
+
+def evaluate(q_network, args, device, video_path=None):
+    """Whole games (all lives, real score) at epsilon 0.05 (Nature), each cut at --eval-max-frames (Nature's
+    5 minutes), on starts of this seed's own (eval_seed). Returns each game's score and length in steps.
+
+    One emulator plays the games one after another, each from its own seed and with its own epsilon draws,
+    so game k scores the same whether 1 or 30 games are asked for. The video, if asked for, comes from a
+    second emulator in lockstep with game 0: same seed and actions give the same game, in colour at 210x160.
+    """
+    env = make_envs(args, 1, training=False, max_num_frames_per_episode=args.eval_max_frames)
+    video_env = None
+    try:
+        returns, lengths = np.zeros(args.eval_episodes), np.zeros(args.eval_episodes, dtype=int)
+        for game in range(args.eval_episodes):
+            rng = np.random.default_rng([args.seed, game])  # the epsilon draws of this game alone
+            obs, _ = env.reset(seed=eval_seed(args.seed, game))
+            if video_path and game == 0:
+                video_env = make_envs(args, 1, training=False, max_num_frames_per_episode=args.eval_max_frames,
+                                      img_height=210, img_width=160, grayscale=False, stack_num=1)
+                frames = [video_env.reset(seed=eval_seed(args.seed, game))[0][0, 0]]
+            done = False
+            while not done:
+                if rng.random() < args.eval_epsilon:
+                    action = rng.integers(env.single_action_space.n)
+                else:
+                    with torch.inference_mode():
+                        action = q_network(torch.from_numpy(obs).to(device)).argmax(dim=1).item()
+                obs, reward, terminated, truncated, _ = env.step(np.array([action]))
+                returns[game] += reward[0]
+                lengths[game] += 1
+                done = terminated[0] or truncated[0]  # a game over (no life-loss signal here) or the frame cap
+                if video_env is not None and game == 0:
+                    video_obs, _, _, _, video_info = video_env.step(np.array([action]))
+                    # the step that ends the game already returns the next game's first frame
+                    frames.append(video_info["final_obs"][0, 0] if done else video_obs[0, 0])
+        if video_env is not None:
+            write_video(frames, video_path)
+        return returns, lengths
+    finally:
+        env.close()
+        if video_env is not None:
+            video_env.close()
 
 
 def write_video(frames, path):
-    try:
-        from moviepy import ImageSequenceClip  # moviepy 2
-    except ImportError:
-        from moviepy.editor import ImageSequenceClip  # moviepy 1
+    """An mp4 of exactly these frames, 15 per second (60 fps / frame skip 4). imageio-ffmpeg comes with moviepy;
+    moviepy's own writer drops the last frame of some lengths (101 frames at 15 fps give 100)."""
+    import imageio_ffmpeg  # only when a video is asked for
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    ImageSequenceClip(list(frames), fps=15).write_videofile(path, logger=None)  # 60 fps / frame skip 4
+    height, width = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(path, (width, height), fps=15, macro_block_size=1)  # 210 rows: no resize
+    writer.send(None)  # start ffmpeg
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
     print(f"video saved to {path}")
 
 
 # ----------------------------------------------------------------------------------------- plumbing
-class Logs:
-    """runs/<run_name>/: args.json, episodes.csv, train.csv, eval.json; a progress line on stdout."""
+def fail(message):
+    """Bad input ends the run with one line and exit code 2, as argparse does, never with a traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
-    def __init__(self, run_dir, args, train_log_every=1_000, print_every=10_000):
+
+def check_args(args):
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    positive = ["total_timesteps", "num_envs", "learning_rate", "adam_eps", "buffer_size", "batch_size",
+                "target_network_frequency", "train_frequency", "eval_episodes", "eval_max_frames"]
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ["learning_starts", "max_grad_norm"]:
+        if getattr(args, name) < 0:
+            fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not 0 <= args.seed <= MAX_SEED:
+        fail(f"--seed must be in [0, {MAX_SEED}] (ALE seeds are 32-bit ints; see eval_seed), got {args.seed}")
+    if args.eval_episodes > EVAL_GAMES_PER_SEED:
+        fail(f"--eval-episodes must be at most {EVAL_GAMES_PER_SEED} (the games a seed owns), got {args.eval_episodes}")
+    if args.batch_size > args.buffer_size:
+        fail(f"--batch-size ({args.batch_size}) cannot exceed --buffer-size ({args.buffer_size})")
+    if args.buffer_size // args.num_envs < 2 * STACK:
+        fail(f"--buffer-size ({args.buffer_size}) is too small for {args.num_envs} envs: at least {2 * STACK} per env")
+    for name in ["gamma", "start_e", "end_e", "eval_epsilon"]:
+        if not 0 <= getattr(args, name) <= 1:
+            fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
+    for name in ["tau", "exploration_fraction"]:
+        if not 0 < getattr(args, name) <= 1:
+            fail(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
+    atari_game(args.env_id)  # an unknown or non-Atari id fails here, before anything is written
+    if args.total_timesteps < args.num_envs:
+        fail(f"--total-timesteps ({args.total_timesteps}) is less than one step of each of --num-envs ({args.num_envs})")
+    if args.total_timesteps % args.num_envs:  # whole vector steps: round up, never drop steps silently
+        rounded = math.ceil(args.total_timesteps / args.num_envs) * args.num_envs
+        print(f"note: --total-timesteps {args.total_timesteps} is not a multiple of --num-envs {args.num_envs}; "
+              f"running {rounded}", file=sys.stderr)
+        args.total_timesteps = rounded
+
+
+def check_memory(buffer_size):
+    """Refuse a buffer that cannot fit in RAM now, instead of being killed by the OOM killer hours later."""
+    need = ReplayBuffer.bytes_needed(buffer_size)
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return  # not Linux: no cheap way to ask
+    if need > available:
+        fail(f"--buffer-size {buffer_size} needs {need / 1e9:.1f} GB of RAM but only {available / 1e9:.1f} GB "
+             f"is available; pass a smaller --buffer-size (about {int(available * 0.8 / (need / buffer_size)):,} fits)")
+
+
+class Logs:
+    """runs/<run_name>/: args.json, episodes.csv, train.csv (eval.json: main); a progress line on stdout."""
+
+    def __init__(self, run_dir, args, train_log_every=1_000):
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "args.json"), "w") as f:
-            json.dump(vars(args), f, indent=2)
-        self.episodes_file = open(os.path.join(run_dir, "episodes.csv"), "w", newline="")
-        self.train_file = open(os.path.join(run_dir, "train.csv"), "w", newline="")
+            json.dump({**vars(args), "script": SCRIPT}, f, indent=2)  # --eval-model reads it back
+        # line-buffered: a run's curve can be plotted while it goes
+        self.episodes_file = open(os.path.join(run_dir, "episodes.csv"), "w", newline="", buffering=1)
+        self.train_file = open(os.path.join(run_dir, "train.csv"), "w", newline="", buffering=1)
         self.episodes_csv, self.train_csv = csv.writer(self.episodes_file), csv.writer(self.train_file)
         self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon"])
         self.train_csv.writerow(["global_step", "loss", "q_values", "sps"])
+        print_every = min(10_000, max(1, math.ceil(args.total_timesteps / 10)))  # every 10% and every 10,000 steps
         self.total, self.train_log_every, self.print_every = args.total_timesteps, train_log_every, print_every
         self.next_train_log, self.next_print, self.start_time = 0, print_every, time.time()
 
@@ -414,8 +515,6 @@ class Logs:
             print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {eta:5.0f}s | "
                   f"return (last {len(recent_returns)}) {mean_return} | epsilon {epsilon:.3f}", flush=True)
             self.next_print = global_step + self.print_every
-            self.episodes_file.flush()  # a long run's curve can be read while it runs
-            self.train_file.flush()
 
     def fault(self, message):
         self.close()
@@ -427,24 +526,108 @@ class Logs:
         self.train_file.close()
 
 
-def load_model(q_network, path):
+def saved_settings(model_path, known):
+    """The settings of the run that saved `model_path`, from the args.json beside it ({} if there is none),
+    restricted to the flags this parser knows; not --eval-model itself, and not --capture-video (a video is
+    asked for each time). A model from another script is refused, naming that script."""
+    path = os.path.join(os.path.dirname(model_path), "args.json")
+    if not os.path.isfile(path):
+        return {}
     try:
-        q_network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"cannot read {path} beside the model: {type(e).__name__}")
+    if not isinstance(saved, dict):
+        fail(f"{path} beside the model does not hold a run's settings")
+    if saved.get("script", SCRIPT) != SCRIPT:
+        fail(f"{model_path} was saved by {saved['script']}; evaluate it with that script")
+    return {k: v for k, v in saved.items() if k in known and k not in ("eval_model", "capture_video")}
+
+
+def load_model(q_network, path):
+    """Load weights saved by this script; anything else ends in one line (never torch's weights_only advice)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         fail(f"model file not found: {path}")
-    except Exception as e:  # a pickle that is not ours, or weights of another shape
-        fail(f"model file {path} does not fit this network (check --env-id: games differ in action count): "
-             f"{str(e).splitlines()[0]}")
+    except EOFError:
+        fail(f"{path} is not a saved model of {SCRIPT} (the file is empty or cut short)")
+    except Exception:  # a truncated archive, a pickle of something else, a text file, a folder
+        fail(f"{path} is not a saved model of {SCRIPT} (torch.load cannot read it as saved weights)")
+    expected = q_network.state_dict()
+    if not (isinstance(state, dict) and state.keys() == expected.keys()
+            and all(isinstance(v, torch.Tensor) for v in state.values())):
+        fail(f"{path} is not a saved model of {SCRIPT} (it holds something other than this network's weights)")
+    for name, tensor in expected.items():
+        if state[name].shape != tensor.shape:
+            shape = lambda t: "x".join(str(int(n)) for n in t.shape)  # noqa: E731
+            fail(f"{path} does not fit this network: {name} is {shape(state[name])} there, {shape(tensor)} here "
+                 f"(check --env-id: games differ in action count)")
+    q_network.load_state_dict(state)
+
+
+def score(returns):
+    return f"{returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} games at epsilon"
+
+
+def evaluate_saved_model(args, device, video_dir):
+    probe = make_envs(args, 1, training=False)
+    n_actions = probe.single_action_space.n
+    probe.close()
+    q_network = QNetwork(n_actions).to(device)
+    load_model(q_network, args.eval_model)
+    returns, _ = evaluate(q_network, args, device, video_dir and os.path.join(video_dir, "eval-game-0.mp4"))
+    print(f"result: {score(returns)} {args.eval_epsilon}: {args.eval_model}")
+    return returns
+
+
+def train_and_evaluate(args, device, run_name, video_dir):
+    check_memory(args.buffer_size)
+    run_dir = os.path.join("runs", run_name)
+    model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+    envs = make_envs(args, args.num_envs)
+    try:  # the envs are closed on every way out: the end, the NaN stop, Ctrl-C
+        q_network = QNetwork(envs.single_action_space.n).to(device)
+        logs = Logs(run_dir, args)
+        print(f"run {run_name}: logs in {run_dir}/")
+        try:
+            train(args, envs, q_network, device, logs)
+        except KeyboardInterrupt:
+            if args.save_model:
+                torch.save(q_network.state_dict(), model_path)
+            print("interrupted: logs are complete up to here" + (f", model saved to {model_path}" if args.save_model else ""),
+                  file=sys.stderr)
+            sys.exit(130)
+        finally:
+            logs.close()
+    finally:
+        envs.close()
+    if args.save_model:
+        torch.save(q_network.state_dict(), model_path)  # the model the summary reports: the final network
+
+    returns, lengths = evaluate(q_network, args, device, video_dir and os.path.join(video_dir, "eval-game-0.mp4"))
+    result = {"model": os.path.basename(model_path) if args.save_model else None, "step": args.total_timesteps,
+              "returns": returns.tolist(), "lengths": lengths.tolist(), "mean": returns.mean(), "std": returns.std(),
+              "eval_epsilon": args.eval_epsilon}
+    with open(os.path.join(run_dir, "eval.json"), "w") as f:
+        json.dump(result, f, indent=2, allow_nan=False)
+    files = ["args.json", "episodes.csv", "train.csv", "eval.json"] + ([os.path.basename(model_path)] if args.save_model else [])
+    print(f"result: {score(returns)} {args.eval_epsilon}: the final network (step {args.total_timesteps})")
+    print(f"files:  {run_dir}/ ({', '.join(files)})")
+    if args.save_model:
+        print(f"again:  python {SCRIPT} --eval-model {model_path}")
+        print(f"video:  python {SCRIPT} --eval-model {model_path} --capture-video")
+    return returns
 
 
 def main(argv=None):
     args = parse_args(argv)
-    atari_game(args.env_id)  # an unknown id fails here, before anything is written
     if args.capture_video:
         try:
-            import moviepy  # noqa: F401  (writes the mp4; ALE renders the frames itself)
+            import imageio_ffmpeg  # noqa: F401  (writes the mp4; ALE renders the frames itself)
         except ImportError:
-            fail("--capture-video needs moviepy: pip install moviepy")
+            fail("--capture-video needs imageio-ffmpeg, which comes with moviepy: pip install moviepy")
     run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -454,44 +637,14 @@ def main(argv=None):
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(1)  # reproducible, and the env threads need the other cores
-    video_path = f"videos/{run_name}/eval-game-0.mp4" if args.capture_video else None
-
-    if args.eval_model:
-        probe = make_envs(args, 1, training=False)
-        n_actions = probe.single_action_space.n
-        probe.close()
-        q_network = QNetwork(n_actions).to(device)
-        load_model(q_network, args.eval_model)
-        returns = evaluate(q_network, args, device, video_path)
-        print(f"eval {args.eval_model}: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} games")
-        return returns
-
-    check_memory(args.buffer_size)
-    envs = make_envs(args, args.num_envs)
-    q_network = QNetwork(envs.single_action_space.n).to(device)
-    run_dir = os.path.join("runs", run_name)
-    logs = Logs(run_dir, args)
-    print(f"run {run_name}: logs in {run_dir}/")
     try:
-        train(args, envs, q_network, device, run_dir, logs)
-        interrupted = False
-    except KeyboardInterrupt:
-        print("interrupted: logs are complete up to here", file=sys.stderr)
-        interrupted = True
-    logs.close()
-    envs.close()
-    if args.save_model:
-        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-        torch.save(q_network.state_dict(), model_path)
-        print(f"model saved to {model_path}")
-    if interrupted:
+        if args.eval_model:
+            run_folder = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))
+            return evaluate_saved_model(args, device, args.capture_video and f"videos/{run_folder}-eval")
+        return train_and_evaluate(args, device, run_name, args.capture_video and f"videos/{run_name}")
+    except KeyboardInterrupt:  # during an evaluation: the emulators are closed by evaluate()
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
-
-    returns = evaluate(q_network, args, device, video_path)
-    with open(os.path.join(run_dir, "eval.json"), "w") as f:
-        json.dump({"returns": returns.tolist(), "mean": returns.mean(), "std": returns.std()}, f)
-    print(f"eval: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} games (epsilon {args.eval_epsilon})")
-    return returns
 
 
 if __name__ == "__main__":

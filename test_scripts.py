@@ -1182,8 +1182,12 @@ def test_probe_states_change_no_training_number(tmp_path):
 
 
 # ---- dqn_atari.py ----
+import hashlib  # noqa: E402
+import shlex  # noqa: E402
+
 ATARI_TINY = ["--total-timesteps", 1500, "--learning-starts", 1000, "--buffer-size", 1000, "--batch-size", 32,
-              "--target-network-frequency", 200, "--exploration-fraction", 0.5, "--eval-episodes", 1]
+              "--target-network-frequency", 200, "--exploration-fraction", 0.5, "--eval-episodes", 1,
+              "--eval-max-frames", 800]
 
 
 @pytest.fixture(scope="module")
@@ -1191,66 +1195,101 @@ def atari():
     return load_script("dqn_atari.py")
 
 
-def _atari_record_stores(atari, monkeypatch, check_every=7, max_frames=None):
-    """Wrap ReplayBuffer.add: remember the true (s, a, r, s', terminated) of every slot it fills, and every
-    `check_every` calls sample a batch and compare the rebuilt stacks with what the env really returned."""
-    truth, counts = {}, {"checked": 0, "life_losses": 0, "game_overs": 0, "truncations": 0, "adds": 0}
-    original_add = atari.ReplayBuffer.add
+def _atari_main(atari, *flags):
+    return atari.main([str(x) for x in flags])
 
-    def checking_add(self, obs, actions, rewards, next_obs, terminated, episode_start):
-        slots = [self.pos[i] if episode_start[i] else (self.pos[i] - 1) % self.slots for i in range(self.num_envs)]
-        original_add(self, obs, actions, rewards, next_obs, terminated, episode_start)
-        for key in [k for k in truth if not self.valid[k]]:  # overwritten slots
-            del truth[key]
-        for i, slot in enumerate(slots):
-            truth[(i, slot)] = (obs[i].copy(), int(actions[i]), float(rewards[i]), next_obs[i].copy(), bool(terminated[i]))
-        counts["adds"] += 1
-        if counts["adds"] % check_every == 0:
-            env_idx, slot_idx = self.sample_indices(64)
-            obs_b, next_b = self._stacks(env_idx, slot_idx), self._stacks(env_idx, (slot_idx + 1) % self.slots)
-            for j, key in enumerate(zip(env_idx.tolist(), slot_idx.tolist())):
-                o, a, r, o2, term = truth[key]  # KeyError: sampled a slot that starts no stored transition
-                assert np.array_equal(obs_b[j], o) and np.array_equal(next_b[j], o2), key
-                assert (self.actions[key], self.rewards[key], self.terminated[key]) == (a, r, term)
-            counts["checked"] += 64
-    monkeypatch.setattr(atari.ReplayBuffer, "add", checking_add)
 
+def _atari_result(stdout):
+    """The numbers of the `result:` line: (mean, std, games)."""
+    (line,) = [line for line in stdout.splitlines() if line.startswith("result: ")]
+    mean, std, games = re.match(r"result: (-?[\d.]+) ± ([\d.]+) over (\d+) games", line).groups()
+    return float(mean), float(std), int(games)
+
+
+def _atari_wrap_envs(atari, monkeypatch, on_step=None, on_reset=None, max_frames=None):
+    """Wrap make_envs: call on_step(training, actions, out) after every step and on_reset(training, seed, out)
+    after every reset, and count the envs made and closed."""
+    made = {"made": 0, "closed": 0}
     original_make_envs = atari.make_envs
 
-    def counting_make_envs(args, num_envs, training=True, **overrides):
-        if max_frames:
+    def wrapped_make_envs(args, num_envs, training=True, **overrides):
+        if max_frames and training:
             overrides["max_num_frames_per_episode"] = max_frames
         envs = original_make_envs(args, num_envs, training, **overrides)
-        original_step = envs.step
-        prev_lives = [None]
+        original_step, original_reset, original_close = envs.step, envs.reset, envs.close
+        made["made"] += 1
 
         def step(actions):
             out = original_step(actions)
-            if training:
-                _, _, term, trunc, info = out
-                if prev_lives[0] is not None:
-                    over = atari.game_over(term, trunc, info["lives"], prev_lives[0])
-                    counts["life_losses"] += int((term & ~over).sum())
-                    counts["game_overs"] += int((term & over).sum())
-                    counts["truncations"] += int(trunc.sum())
-                prev_lives[0] = info["lives"]
+            if on_step:
+                on_step(training, np.copy(actions), out)
             return out
-        envs.step = step
+
+        def reset(*, seed=None, options=None):
+            out = original_reset(seed=seed, options=options)
+            if on_reset:
+                on_reset(training, seed, out)
+            return out
+
+        def close():
+            made["closed"] += 1
+            original_close()
+        envs.step, envs.reset, envs.close = step, reset, close
         return envs
-    monkeypatch.setattr(atari, "make_envs", counting_make_envs)
-    return counts
+    monkeypatch.setattr(atari, "make_envs", wrapped_make_envs)
+    return made
 
 
-def test_atari_buffer_rebuilds_exactly_the_stacks_the_env_returned(atari, tmp_path, monkeypatch):
-    """Random Breakout play through the real training loop, 2 envs, a 2 x 150-slot buffer that wraps ~10
-    times, a 1,200-frame limit so some games are truncated: every sampled s and s' must equal the stacks
-    the env returned (a lost life keeps the stack, a new game zero-pads it), with its a, r, terminated."""
-    counts = _atari_record_stores(atari, monkeypatch, max_frames=1200)
+def _digest(obs, action, reward, next_obs, terminated):
+    return hashlib.blake2b(b"".join([np.ascontiguousarray(obs, dtype=np.uint8).tobytes(), bytes([int(action)]),
+                                     str(float(reward)).encode(), np.ascontiguousarray(next_obs, dtype=np.uint8).tobytes(),
+                                     bytes([bool(terminated)])]), digest_size=16).digest()
+
+
+def test_atari_buffer_samples_exactly_the_transitions_the_env_returned(atari, tmp_path, monkeypatch):
+    """Random Breakout play through the real training loop, 2 envs, a 2 x 150-slot buffer that wraps ~10 times,
+    a 1,200-frame limit so some games are truncated. The truth comes from the env alone: (s, a, sign r, s',
+    terminated) with s' = info["final_obs"] where a new game began (its frame counter restarted). Every row
+    that ReplayBuffer.sample() itself returns must be one of these transitions, whole: lost lives (stack kept),
+    game overs and truncations (true last stack) all sampled."""
+    truth, state, counts = {}, {}, {"checked": 0, "life loss": 0, "game over": 0, "truncation": 0}
+
+    def on_reset(training, seed, out):
+        if training:
+            state["obs"], state["frame"] = out[0].copy(), out[1]["episode_frame_number"].copy()
+
+    def on_step(training, actions, out):
+        if not training:
+            return
+        next_obs, rewards, terminations, truncations, info = out
+        new_game = info["episode_frame_number"] < state["frame"] + 1  # the counter restarted: a reset happened
+        for i in range(len(actions)):
+            true_next = info["final_obs"][i] if new_game[i] else next_obs[i]
+            kind = ("truncation" if truncations[i] else "game over" if new_game[i] else
+                    "life loss" if terminations[i] else None)
+            truth[_digest(state["obs"][i], actions[i], np.sign(rewards[i]), true_next, terminations[i])] = kind
+        state["obs"], state["frame"] = next_obs.copy(), info["episode_frame_number"].copy()
+    _atari_wrap_envs(atari, monkeypatch, on_step, on_reset, max_frames=1200)
+
+    original_add, adds = atari.ReplayBuffer.add, [0]
+
+    def checking_add(self, *row):
+        original_add(self, *row)
+        adds[0] += 1
+        if adds[0] % 7 == 0:
+            obs_b, actions_b, rewards_b, next_obs_b, terminated_b = self.sample(64, "cpu")
+            for j in range(64):
+                key = _digest(obs_b[j].numpy(), actions_b[j], rewards_b[j], next_obs_b[j].numpy(), terminated_b[j])
+                assert key in truth, f"sampled row {j} is no transition the env returned"
+                if truth[key]:
+                    counts[truth[key]] += 1
+            counts["checked"] += 64
+    monkeypatch.setattr(atari.ReplayBuffer, "add", checking_add)
     monkeypatch.chdir(tmp_path)
-    atari.main(list(map(str, ["--num-envs", 2, "--buffer-size", 300, "--total-timesteps", 3000, "--learning-starts",
-                              10**6, "--exploration-fraction", 1, "--end-e", 1, "--eval-episodes", 1])))
+    _atari_main(atari, "--num-envs", 2, "--buffer-size", 300, "--total-timesteps", 3000, "--learning-starts", 10**6,
+                "--exploration-fraction", 1, "--end-e", 1, "--eval-episodes", 1, "--eval-max-frames", 40, "--no-save-model")
     assert counts["checked"] >= 10_000
-    assert counts["life_losses"] >= 20 and counts["game_overs"] >= 2 and counts["truncations"] >= 1, counts
+    assert counts["life loss"] >= 100 and counts["game over"] >= 10 and counts["truncation"] >= 1, counts
 
 
 def test_atari_buffer_masks_frames_from_before_an_episode_start(atari):
@@ -1277,40 +1316,79 @@ def test_atari_env_ids_name_the_game(atari):
     assert atari.atari_game("ALE/SpaceInvaders-v5") == "space_invaders"
 
 
+class _TinyQNetwork(torch.nn.Module):
+    """A stand-in for QNetwork that reads every 21st pixel: a gradient step in microseconds."""
+
+    def __init__(self, n_actions):
+        super().__init__()
+        self.linear = torch.nn.Linear(4 * 4 * 4, n_actions)
+
+    def forward(self, obs):
+        return self.linear(obs[:, :, ::21, ::21].flatten(1).float() / 255.0)
+
+
+@pytest.mark.parametrize("num_envs, train_frequency, expected", [(1, 4, 600), (3, 4, 600), (3, 2, 1200), (8, 4, 600)])
+def test_atari_gradient_steps_and_target_updates_at_the_rate_the_flags_promise(atari, num_envs, train_frequency,
+                                                                               expected, tmp_path, monkeypatch):
+    """2,400 env steps in the real loop: --train-frequency and --target-network-frequency count env steps summed
+    over envs, whatever --num-envs (issue 9's table: 800, 800 and 300 gradient steps before the fix)."""
+    counts = {"gradient steps": 0, "target updates": 0}
+    monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)  # the real loop, a network cheap enough for 1,200 steps
+    original_td_target, original_update = atari.compute_td_target, atari.update_target_network
+
+    def counting_td_target(*a, **k):
+        counts["gradient steps"] += 1
+        return original_td_target(*a, **k)
+
+    def counting_update(*a, **k):
+        counts["target updates"] += 1
+        return original_update(*a, **k)
+    monkeypatch.setattr(atari, "compute_td_target", counting_td_target)
+    monkeypatch.setattr(atari, "update_target_network", counting_update)
+    monkeypatch.chdir(tmp_path)
+    _atari_main(atari, "--num-envs", num_envs, "--train-frequency", train_frequency, "--target-network-frequency", 100,
+                "--total-timesteps", 2400, "--learning-starts", 0, "--buffer-size", 64, "--batch-size", 2,
+                "--start-e", 1, "--end-e", 1, "--eval-episodes", 1, "--eval-max-frames", 40, "--no-save-model")
+    assert counts == {"gradient steps": expected, "target updates": 24}
+
+
+def test_atari_budget_is_rounded_up_to_whole_vector_steps(atari, capsys):
+    assert atari.due(0, 1, 4) == 1 and [atari.due(s, 1, 4) for s in range(1, 9)] == [0, 0, 0, 1, 0, 0, 0, 1]
+    args = atari.parse_args(["--total-timesteps", "1001", "--num-envs", "4"])
+    assert args.total_timesteps == 1004
+    assert capsys.readouterr().err.strip() == ("note: --total-timesteps 1001 is not a multiple of --num-envs 4; "
+                                               "running 1004")
+
+
 def test_atari_logs_the_real_game_score_over_all_lives(atari, tmp_path, monkeypatch):
     """Space Invaders pays 5-30 points a hit and has 3 lives: the logged return must be the unclipped sum
     over the whole game, while the buffer stores only the sign (Nature's clipping, for learning only)."""
     games, stored = [], []
-    original_make_envs, original_add = atari.make_envs, atari.ReplayBuffer.add
+    current = {"score": 0.0, "hits": 0, "lives_lost": 0, "prev": None}
 
-    def recording_make_envs(args, num_envs, training=True, **overrides):
-        envs = original_make_envs(args, num_envs, training, **overrides)
-        if training:
-            original_step, current = envs.step, {"score": 0.0, "hits": 0, "lives_lost": 0, "prev": None}
-
-            def step(actions):
-                out = original_step(actions)
-                _, reward, term, trunc, info = out
-                current["score"] += float(reward[0])
-                current["hits"] += int(reward[0] > 0)
-                over = bool(atari.game_over(term, trunc, info["lives"], current["prev"] if current["prev"] is not None else info["lives"])[0])
-                current["lives_lost"] += int(term[0] and not over)
-                current["prev"] = info["lives"]
-                if over:
-                    games.append((current["score"], current["hits"], current["lives_lost"]))
-                    current["score"], current["hits"], current["lives_lost"] = 0.0, 0, 0
-                return out
-            envs.step = step
-        return envs
+    def on_step(training, actions, out):
+        if not training:
+            return
+        _, reward, term, trunc, info = out
+        current["score"] += float(reward[0])
+        current["hits"] += int(reward[0] > 0)
+        over = bool(atari.game_over(term, trunc, info["lives"], current["prev"] if current["prev"] is not None else info["lives"])[0])
+        current["lives_lost"] += int(term[0] and not over)
+        current["prev"] = info["lives"]
+        if over:
+            games.append((current["score"], current["hits"], current["lives_lost"]))
+            current["score"], current["hits"], current["lives_lost"] = 0.0, 0, 0
+    _atari_wrap_envs(atari, monkeypatch, on_step)
+    original_add = atari.ReplayBuffer.add
 
     def recording_add(self, obs, actions, rewards, *rest):
         stored.append(np.copy(rewards))
         original_add(self, obs, actions, rewards, *rest)
-    monkeypatch.setattr(atari, "make_envs", recording_make_envs)
     monkeypatch.setattr(atari.ReplayBuffer, "add", recording_add)
     monkeypatch.chdir(tmp_path)
-    atari.main(list(map(str, ["--env-id", "SpaceInvadersNoFrameskip-v4", "--total-timesteps", 2500, "--buffer-size",
-                              1000, "--learning-starts", 10**6, "--start-e", 1, "--end-e", 1, "--eval-episodes", 1])))
+    _atari_main(atari, "--env-id", "SpaceInvadersNoFrameskip-v4", "--total-timesteps", 2500, "--buffer-size", 1000,
+                "--learning-starts", 10**6, "--start-e", 1, "--end-e", 1, "--eval-episodes", 1, "--eval-max-frames", 40,
+                "--no-save-model")
     logged = [float(row["episodic_return"]) for row in read_csv(only_run_dir(tmp_path) / "episodes.csv")]
     assert len(logged) >= 2 and logged == [score for score, _, _ in games]
     assert all(lives_lost == 2 for *_, lives_lost in games)  # 3 lives: 2 lost lives, then the game over
@@ -1319,9 +1397,50 @@ def test_atari_logs_the_real_game_score_over_all_lives(atari, tmp_path, monkeypa
     assert set(np.concatenate(stored).tolist()) <= {-1.0, 0.0, 1.0}
 
 
+class _AlwaysFire(torch.nn.Module):
+    """A stand-in network whose greedy action is always FIRE (1 of Breakout's 4 actions)."""
 
-def _atari_main(atari, *flags):
-    return atari.main([str(x) for x in flags])
+    def forward(self, obs):
+        q = torch.zeros(len(obs), 4)
+        q[:, 1] = 1.0
+        return q
+
+
+def test_atari_evaluation_plays_whole_games_at_epsilon_0_05_on_seeds_of_its_own(atari, monkeypatch):
+    """Inside the real evaluate(): every game goes on through its lost lives until the game over (5 lives), the
+    actions differ from the greedy one at the rate epsilon 0.05 gives (3 in 4 random actions differ), each game
+    starts from its own seed, and no two training seeds (nor training itself, seeds >= 0) share one."""
+    steps, seeds, made = [], [], None
+
+    def on_step(training, actions, out):
+        assert not training
+        steps.append((int(actions[0]), int(out[4]["lives"][0]), bool(out[2][0]), bool(out[3][0])))
+
+    def on_reset(training, seed, out):
+        seeds.append(seed)
+    made = _atari_wrap_envs(atari, monkeypatch, on_step, on_reset)
+    args = atari.parse_args(["--eval-episodes", "10", "--seed", "5"])
+    returns, lengths = atari.evaluate(_AlwaysFire(), args, "cpu")
+    assert seeds == [atari.eval_seed(5, game) for game in range(10)] and made == {"made": 1, "closed": 1}
+    assert len(steps) == lengths.sum()
+    start = 0
+    for length in lengths:  # each game: lives 5 to 1 played through, then the game over
+        game = steps[start:start + length]
+        # (the step that ends the game returns the next game's first observation and info: lives 5 again)
+        assert [lives for _, lives, _, _ in game[:-1]] == sorted(lives for _, lives, _, _ in game[:-1])[::-1]
+        assert {lives for _, lives, _, _ in game[:-1]} == {5, 4, 3, 2, 1} and game[-1][1] == 5
+        assert not any(term or trunc for _, _, term, trunc in game[:-1]) and game[-1][2]
+        start += length
+    # seeded: the same games again, game k the same whether 3 or 10 are asked for (lengths differ game to game)
+    again = atari.evaluate(_AlwaysFire(), atari.parse_args(["--eval-episodes", "3", "--seed", "5"]), "cpu")
+    assert again[0].tolist() == returns[:3].tolist() and again[1].tolist() == lengths[:3].tolist()
+    assert len(set(lengths)) > 1
+    not_greedy = np.mean([action != 1 for action, *_ in steps[:lengths.sum()]])
+    assert len(steps) >= 1000 and 0.02 <= not_greedy <= 0.06, (len(steps), not_greedy)
+    owned = [{atari.eval_seed(seed, game) for game in range(atari.EVAL_GAMES_PER_SEED)} for seed in range(1, 11)]
+    assert len(set().union(*owned)) == 10 * atari.EVAL_GAMES_PER_SEED  # disjoint
+    # within int32 and non-negative (ALE draws a random start for a negative seed), above every training seed
+    assert atari.MAX_SEED + 10**6 < atari.eval_seed(0, 0) < atari.eval_seed(atari.MAX_SEED, atari.EVAL_GAMES_PER_SEED - 1) < 2**31
 
 
 @pytest.mark.parametrize("flags", [
@@ -1330,7 +1449,9 @@ def _atari_main(atari, *flags):
     ["--seed", -1], ["--num-envs", 0], ["--buffer-size", 12, "--num-envs", 2, "--batch-size", 4],
     ["--env-id", "NoSuchGame-v4"], ["--env-id", "CartPole-v1"], ["--eval-model", "missing.pt"],
     ["--eval-model", "full_actions.pt"], ["--eval-model", "junk.pt"], ["--buffer-size", 10**12],
-    ["--learning-starts", "soon"], ["--no-such-flag"],
+    ["--learning-starts", "soon"], ["--no-such-flag"], ["--eval-max-frames", 0], ["--eval-episodes", 1001],
+    ["--max-grad-norm", "inf"], ["--eval-epsilon", "nan"], ["--adam-eps", "-inf"], ["--total-timesteps", 3, "--num-envs", 4],
+    ["--total-timestep", 5], ["--seed", 1_000_001],
 ])
 def test_atari_bad_input_is_one_line_and_exit_code_2(atari, flags, tmp_path, monkeypatch, capsys):
     """In-process (no interpreter start per case); the subprocess test below covers the command line itself."""
@@ -1342,38 +1463,113 @@ def test_atari_bad_input_is_one_line_and_exit_code_2(atari, flags, tmp_path, mon
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    if "full_actions.pt" in flags:
-        assert "--env-id" in lines[0]  # says what to check
+    if "full_actions.pt" in flags:  # says what to check, in plain numbers
+        assert lines[0].endswith("net.9.weight is 18x512 there, 4x512 here (check --env-id: games differ in action count)")
+    if "CartPole-v1" in flags:
+        assert "use dqn_cartpole.py" in lines[0]
     if 10**12 in flags:
         assert "GB" in lines[0] and "smaller --buffer-size" in lines[0]
     assert not (tmp_path / "runs").exists()
 
 
-def test_atari_bad_input_from_the_command_line(tmp_path):
-    for flags in (["--env-id", "NoSuchGame-v4"], ["--total-timesteps", "many"]):
-        assert_one_line_error(run_script("dqn_atari.py", *flags, cwd=tmp_path))
+@pytest.mark.parametrize("flags", [
+    ["--seed", 4294967296], ["--seed", -1], ["--eval-model", "empty.pt"], ["--eval-model", "/dev/null"],
+    ["--eval-model", "truncated.pt"], ["--eval-model", "README.md"], ["--eval-model", "other/dqn_atari.pt"],
+    ["--learning-rate", "nan"], ["--gamma", "inf"],
+])
+def test_atari_bad_input_from_the_command_line(atari, flags, tmp_path):
+    """Issue 9's list, each run as a user would: exit code 2, one `error:` line, no traceback, nothing written;
+    a model is never refused with torch's weights_only advice. (More cases in-process above: an interpreter
+    start with torch and ale-py costs 2 s.)"""
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save(atari.QNetwork(4).state_dict(), tmp_path / "model.pt")
+    (tmp_path / "truncated.pt").write_bytes((tmp_path / "model.pt").read_bytes()[:50_000])
+    (tmp_path / "README.md").write_text((ROOT / "README.md").read_text())
+    (tmp_path / "other").mkdir()
+    torch.save(atari.QNetwork(4).state_dict(), tmp_path / "other" / "dqn_atari.pt")
+    (tmp_path / "other" / "args.json").write_text(json.dumps({"script": "dueling_dqn.py", "hidden_dim": 64}))
+    result = run_script("dqn_atari.py", *flags, cwd=tmp_path)
+    assert_one_line_error(result)
+    assert "weights_only" not in result.stderr and "np.int64" not in result.stderr
+    if "/dev/null" in flags or "README.md" in flags or "truncated.pt" in flags or "empty.pt" in flags:
+        assert f"{flags[1]} is not a saved model of dqn_atari.py" in result.stderr
+    if "other/dqn_atari.pt" in flags:
+        assert "was saved by dueling_dqn.py; evaluate it with that script" in result.stderr
     assert not (tmp_path / "runs").exists()
 
 
-def test_atari_smoke_train_save_and_evaluate_saved_model(atari, tmp_path, monkeypatch):
-    """A few thousand steps on the CPU with a tiny buffer, in well under a minute, then evaluation; the saved
-    weights evaluate to the same scores again (same games, same epsilon draws)."""
+def test_atari_help_shows_every_flag_with_its_default_in_groups(atari, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        atari.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.index("algorithm:") < text.index("run and logs:") < text.index("evaluation:") < text.index("examples:")
+    entries = re.split(r"\n  (?=--)", text[text.index("algorithm:"):text.index("examples:")])[1:]
+    assert len(entries) == 29
+    for entry in entries:
+        flag, _, help_text = entry.partition("  ")
+        assert "(default:" in entry and help_text.split("(default:")[0].strip(), entry
+    assert "python dqn_atari.py --eval-model runs/<run_name>/dqn_atari.pt --capture-video" in text
+
+
+def test_atari_smoke_summary_and_the_printed_command_reproduces_the_result(tmp_path):
+    """A short run with settings away from the defaults (seed 3, 2 games, a frame cap), its summary, and the
+    evaluate-again command run exactly as printed: the same numbers, read from args.json beside the model."""
     start = time.time()
-    result = run_script("dqn_atari.py", *ATARI_TINY, "--total-timesteps", 2000, "--learning-starts", 1500,
-                        "--batch-size", 16, "--save-model", cwd=tmp_path)
+    result = run_script("dqn_atari.py", *ATARI_TINY, "--total-timesteps", 1001, "--num-envs", 2,
+                        "--learning-starts", 800, "--batch-size", 16, "--seed", 3, "--eval-episodes", 2, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert time.time() - start < 60
-    assert "SPS" in result.stdout and "ETA" in result.stdout and "eval:" in result.stdout
+    assert result.stderr.strip() == "note: --total-timesteps 1001 is not a multiple of --num-envs 2; running 1002"
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines[-4:]] == ["result:", "files:", "again:", "video:"]
+    progress = [line for line in lines if line.startswith("step ")]
+    assert len(progress) >= 10 and progress[-1].startswith("step     1002/1002 |") and "SPS" in progress[-1]
     run_dir = only_run_dir(tmp_path)
+    assert lines[-4].endswith(": the final network (step 1002)")
+    assert lines[-3] == (f"files:  runs/{run_dir.name}/ (args.json, episodes.csv, train.csv, eval.json, dqn_atari.pt)")
     episodes = read_csv(run_dir / "episodes.csv")
     assert episodes and set(episodes[0]) == {"global_step", "episodic_return", "episodic_length", "epsilon"}
     train_rows = read_csv(run_dir / "train.csv")
     assert train_rows and all(np.isfinite(float(row["loss"])) for row in train_rows)
+    assert json.loads((run_dir / "args.json").read_text())["script"] == "dqn_atari.py"
     saved_eval = json.loads((run_dir / "eval.json").read_text())
-    assert len(saved_eval["returns"]) == 1
+    mean, std, games = _atari_result(result.stdout)
+    assert (f"{saved_eval['mean']:.1f}", f"{saved_eval['std']:.1f}", len(saved_eval["returns"])) == (
+        f"{mean:.1f}", f"{std:.1f}", games) and games == 2
+    command = shlex.split(lines[-2].removeprefix("again:"))
+    assert command[:2] == ["python", "dqn_atari.py"] and len(command) == 4
+    again = run_script("dqn_atari.py", *command[2:], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert _atari_result(again.stdout) == (mean, std, games)
+
+
+def test_atari_eval_model_takes_the_run_folders_settings_and_the_saved_weights(atari, tmp_path, monkeypatch, capsys):
+    """--eval-model runs/<run>/dqn_atari.pt with no other flag: the settings come from args.json beside it (a Pong
+    model, seed 7, 3 games, a frame cap), a flag given on the command line still wins, and evaluate() gets the
+    saved weights, not a fresh network."""
+    run_dir = tmp_path / "runs" / "pong_run"
+    run_dir.mkdir(parents=True)
+    saved_args = vars(atari.parse_args(["--env-id", "ALE/Pong-v5", "--seed", "7", "--eval-episodes", "3",
+                                        "--eval-max-frames", "123", "--capture-video"]))
+    (run_dir / "args.json").write_text(json.dumps({**saved_args, "script": "dqn_atari.py"}))
+    torch.manual_seed(123)
+    saved = atari.QNetwork(6)  # Pong: 6 actions
+    torch.save(saved.state_dict(), run_dir / "dqn_atari.pt")
+    seen = []
+
+    def fake_evaluate(q_network, args, device, video_path=None):
+        seen.append((q_network.state_dict(), args, video_path))
+        return np.array([1.0, 2.0]), np.array([10, 20])
+    monkeypatch.setattr(atari, "evaluate", fake_evaluate)
     monkeypatch.chdir(tmp_path)
-    again = _atari_main(atari, "--eval-model", run_dir / "dqn_atari.pt", "--eval-episodes", 1)
-    assert again.tolist() == saved_eval["returns"]
+    for flags, games in [([], 3), (["--eval-episodes", "2"], 2)]:
+        _atari_main(atari, "--eval-model", "runs/pong_run/dqn_atari.pt", *flags)
+        state, args, video_path = seen[-1]
+        assert (args.env_id, args.seed, args.eval_episodes, args.eval_max_frames) == ("ALE/Pong-v5", 7, games, 123)
+        assert not video_path  # a video is asked for each time, not inherited from the run
+        assert all(torch.equal(state[name], tensor) for name, tensor in saved.state_dict().items())
+    assert capsys.readouterr().out.splitlines()[-1] == "result: 1.5 ± 0.5 over 2 games at epsilon 0.05: runs/pong_run/dqn_atari.pt"
 
 
 def test_atari_same_seed_gives_same_episode_returns(atari, tmp_path, monkeypatch):
@@ -1382,7 +1578,7 @@ def test_atari_same_seed_gives_same_episode_returns(atari, tmp_path, monkeypatch
         (tmp_path / name).mkdir()
         monkeypatch.chdir(tmp_path / name)
         eval_returns = _atari_main(atari, *ATARI_TINY, "--total-timesteps", 1000, "--learning-starts", 800,
-                                   "--batch-size", 16, "--seed", seed)
+                                   "--batch-size", 16, "--seed", seed, "--no-save-model")
         rows = read_csv(only_run_dir(tmp_path / name) / "episodes.csv")
         losses = [row["loss"] for row in read_csv(only_run_dir(tmp_path / name) / "train.csv")]
         returns.append(([row["episodic_return"] for row in rows], losses, eval_returns.tolist()))
@@ -1390,21 +1586,38 @@ def test_atari_same_seed_gives_same_episode_returns(atari, tmp_path, monkeypatch
     assert returns[0] != returns[2]
 
 
-def test_atari_capture_video_records_or_says_what_to_install(atari, tmp_path, monkeypatch, capsys):
+def test_atari_capture_video_records_the_evaluation_game_in_colour(atari, tmp_path, monkeypatch):
+    """--eval-model with no other flag but the video ones: the mp4 in videos/<run folder>-eval/ holds the
+    evaluation game, frame for frame (its first frame and one per step), 210x160 in colour, cut at the cap."""
+    import imageio_ffmpeg
+    (tmp_path / "run").mkdir()
+    torch.manual_seed(0)
+    network = atari.QNetwork(4)
+    torch.save(network.state_dict(), tmp_path / "run" / "dqn_atari.pt")
+    played = {"game": [], "video": []}
+
+    def on_step(training, actions, out):  # the video env's frames are 210x160 RGB
+        played["video" if out[0].shape[-1] == 3 else "game"].append(
+            (out[1].tolist(), out[4]["lives"].tolist(), out[4]["episode_frame_number"].tolist()))
+    made = _atari_wrap_envs(atari, monkeypatch, on_step)
     monkeypatch.chdir(tmp_path)
-    try:
-        import moviepy  # noqa: F401
-    except ImportError:
-        with pytest.raises(SystemExit) as exit_info:
-            _atari_main(atari, *ATARI_TINY, "--capture-video")
-        assert exit_info.value.code == 2
-        assert capsys.readouterr().err.strip() == "error: --capture-video needs moviepy: pip install moviepy"
-    else:
-        _atari_main(atari, *ATARI_TINY, "--capture-video")
-        assert list((tmp_path / "videos").rglob("*.mp4"))
+    returns = _atari_main(atari, "--eval-model", "run/dqn_atari.pt", "--capture-video", "--eval-episodes", 1,
+                          "--eval-max-frames", 400)
+    assert made["made"] == made["closed"] == 3  # the probe for the action count, the game, the video
+    assert played["video"] == played["game"]  # in lockstep: the same rewards, lives and frame numbers, step by step
+    (video,) = (tmp_path / "videos" / "run-eval").glob("*.mp4")
+    again, lengths = atari.evaluate(network, atari.parse_args(["--eval-episodes", "1", "--eval-max-frames", "400"]), "cpu")
+    assert again.tolist() == returns.tolist() and 0 < lengths[0] <= 100  # 400 frames = at most 100 agent steps
+    assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] == lengths[0] + 1
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    first = np.frombuffer(next(reader), dtype=np.uint8).reshape(meta["size"][1], meta["size"][0], 3)
+    assert tuple(meta["size"]) == (160, 210) and np.abs(first[..., 0].astype(int) - first[..., 2]).max() > 30
+    reader.close()
 
 
 def test_atari_nan_loss_stops_the_run_naming_the_step(atari, tmp_path, monkeypatch, capsys):
+    made = _atari_wrap_envs(atari, monkeypatch)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         _atari_main(atari, *ATARI_TINY, "--total-timesteps", 1000, "--learning-starts", 700, "--batch-size", 8,
@@ -1412,28 +1625,22 @@ def test_atari_nan_loss_stops_the_run_naming_the_step(atari, tmp_path, monkeypat
     assert exit_info.value.code == 1
     assert "global step" in capsys.readouterr().err
     assert read_csv(only_run_dir(tmp_path) / "episodes.csv")  # the log up to the fault is on disk
+    assert made == {"made": 1, "closed": 1}
 
 
 def test_atari_ctrl_c_stops_cleanly_with_logs_and_model(atari, tmp_path, monkeypatch):
-    original_make_envs = atari.make_envs
-
-    def interrupting_make_envs(args, num_envs, training=True, **overrides):
-        envs = original_make_envs(args, num_envs, training, **overrides)
-        original_step, calls = envs.step, [0]
-
-        def step(actions):
-            calls[0] += 1
-            if calls[0] == 900:
-                raise KeyboardInterrupt
-            return original_step(actions)
-        envs.step = step
-        return envs
-    monkeypatch.setattr(atari, "make_envs", interrupting_make_envs)
+    def on_step(training, actions, out):
+        on_step.calls += 1
+        if on_step.calls == 900:
+            raise KeyboardInterrupt
+    on_step.calls = 0
+    made = _atari_wrap_envs(atari, monkeypatch, on_step)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        _atari_main(atari, *ATARI_TINY, "--save-model")
+        _atari_main(atari, *ATARI_TINY)
     assert exit_info.value.code == 130
     run_dir = only_run_dir(tmp_path)
     rows = read_csv(run_dir / "episodes.csv")
     assert rows and all(row["epsilon"] for row in rows)  # complete rows, the file closed cleanly
     assert (run_dir / "dqn_atari.pt").exists() and not (run_dir / "eval.json").exists()
+    assert made == {"made": 1, "closed": 1}

@@ -37,7 +37,7 @@ def timed(fn, repeats, sync):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--cuda", action="store_true")
+    p.add_argument("--cuda", action="store_true", help="time on a GPU (falls back to the CPU with a note)")
     p.add_argument("--env-id", default="BreakoutNoFrameskip-v4")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--train-frequency", type=int, default=4)
@@ -48,6 +48,8 @@ def main():
     dqn = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dqn)
     args = dqn.parse_args(["--env-id", a.env_id, "--batch-size", str(a.batch_size)])
+    if a.cuda and not torch.cuda.is_available():
+        print("note: --cuda given but no GPU is available; timing the CPU", file=sys.stderr)
     device = torch.device("cuda" if a.cuda and torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(1)
@@ -114,7 +116,8 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, os.path.join(ROOT, "dqn_atari.py"), "--env-id", a.env_id, "--total-timesteps",
                    str(a.end_to_end_steps), "--learning-starts", "0", "--buffer-size", "10000", "--eval-episodes", "1",
-                   "--batch-size", str(a.batch_size), "--train-frequency", str(a.train_frequency)] + (["--cuda"] if a.cuda else [])
+                   "--batch-size", str(a.batch_size), "--train-frequency", str(a.train_frequency), "--no-save-model",
+                   "--eval-max-frames", "400"] + (["--cuda"] if a.cuda else [])
             out = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
             lines = [line for line in out.stdout.splitlines() if "SPS" in line]
             sps = re.search(r"\|\s+(\d+) SPS", lines[-1]).group(1) if lines else "?"
