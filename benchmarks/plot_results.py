@@ -131,6 +131,22 @@ def plot_frozenlake(curves_dir, out, summary_path):
     return out
 
 
+def overestimation_table(curves_dir, bound=100.0):
+    """Per script: the median over seeds of the largest mean Q and of the largest max Q on the probe states, and
+    the fraction of logged points (every 1,000 steps, all seeds) where each is above the bound 1/(1 - γ)."""
+    lines = ["| script | seeds | largest mean Q, median over seeds | points with mean Q > 100 | largest max Q, median "
+             "| points with max Q > 100 |", "|---|---|---|---|---|---|"]
+    for name, path in curve_files(curves_dir, "CartPole-v1").items():
+        data = read_curves(path).get("probe_q")
+        if not data:
+            continue
+        means, maxes = [curve[1] for curve in data.values()], [curve[2] for curve in data.values()]
+        all_means, all_maxes = np.concatenate(means), np.concatenate(maxes)
+        lines.append(f"| {name}.py | {len(data)} | {np.median([m.max() for m in means]):.1f} | {(all_means > bound).mean():.1%} "
+                     f"| {np.median([m.max() for m in maxes]):.1f} | {(all_maxes > bound).mean():.1%} |")
+    return "\n".join(lines)
+
+
 def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "double_dqn")):
     files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if name in names}
     if not files:
@@ -172,6 +188,8 @@ def main(argv=None):
         written.append(plot_env(a.curves, env_id, os.path.join(a.out, f"{env_id.lower()}.png"), env_id))
     for path in filter(None, written):
         print(f"wrote {path}")
+    print("\noverestimation on CartPole-v1 (probe states; the bound 1/(1 - γ) = 100):")
+    print(overestimation_table(a.curves))
 
 
 if __name__ == "__main__":
