@@ -1,9 +1,10 @@
 """Measure what each idea changes, on the scripts themselves, and draw it: docs/dueling_values.png,
-docs/per_concentration.png, docs/acrobot_q_vs_return.png.
+docs/per_concentration.png, docs/acrobot_q_vs_return.png, docs/frozenlake_q_vs_q_star.png.
 
     python benchmarks/idea_effects.py dueling  --seeds 1-3     # V(s) and A(s, ·) of saved states over training
     python benchmarks/idea_effects.py per      --seeds 1-3     # where the priorities go, and the IS weights' ESS
     python benchmarks/idea_effects.py acrobot  --seeds 1-3     # Q(s0, a*) against the discounted return it gets
+    python benchmarks/idea_effects.py frozenlake --seeds 1     # the Q-table against Q* after 1k, 10k, 50k episodes
     python benchmarks/idea_effects.py plot                     # redraw the figures from benchmarks/results/effects/
 
 Each measurement imports the script (benchmarks may; the scripts never import one another), runs its real
@@ -136,10 +137,37 @@ def measure_acrobot(seed, rows, period=10_000, starts=10):
         env.close()
 
 
+def q_star(env, gamma=0.99, sweeps=2_000):
+    """Q* of the discounted MDP by value iteration on the env's own transition table (env.unwrapped.P):
+    Q*(s, a) = Σ p (r + γ max_a' Q*(s', a') [s' not terminal])."""
+    P = env.unwrapped.P
+    q = np.zeros((len(P), len(P[0])))
+    for _ in range(sweeps):
+        v = q.max(axis=1)
+        q = np.array([[sum(p * (r + gamma * v[s2] * (not term)) for p, s2, r, term in P[s][a]) for a in P[s]] for s in P])
+    return q
+
+
+def measure_frozenlake(seed, rows, budgets=(1_000, 10_000, 50_000)):
+    """The learned Q-table after 1,000, 10,000 and 50,000 training episodes (a run of each length, each with
+    the script's default schedules over its own length) beside Q* from value iteration."""
+    fl = load_script("q_learning_frozenlake.py")
+    env = fl.make_env()
+    optimal = q_star(env)
+    for episodes in budgets:
+        q_table, _ = fl.train(env, episodes, seed=seed)
+        q_table = np.asarray(q_table)
+        for state in range(q_table.shape[0]):
+            for action in range(q_table.shape[1]):
+                rows.append([seed, episodes, state, action, q_table[state, action], optimal[state, action]])
+    env.close()
+
+
 HEADERS = {"dueling": ["seed", "global_step", "state", "value", "centred_advantage_0", "centred_advantage_1"],
            "per": ["seed", "global_step", "beta", "top10_share", "ess_fraction"],
-           "acrobot": ["script", "seed", "global_step", "start", "q_start", "discounted_return"]}
-MEASURE = {"dueling": measure_dueling, "per": measure_per, "acrobot": measure_acrobot}
+           "acrobot": ["script", "seed", "global_step", "start", "q_start", "discounted_return"],
+           "frozenlake": ["seed", "episodes", "state", "action", "q", "q_star"]}
+MEASURE = {"dueling": measure_dueling, "per": measure_per, "acrobot": measure_acrobot, "frozenlake": measure_frozenlake}
 
 
 def read(what):
@@ -217,6 +245,36 @@ def plot(out_dir):
         ax.set_title("Acrobot-v1: value estimate against the return it really gets (mean over starts and seeds)")
         fig.tight_layout()
         written.append(os.path.join(out_dir, "acrobot_q_vs_return.png"))
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    if os.path.exists(os.path.join(EFFECTS, "frozenlake.csv")):
+        rows = read("frozenlake")
+        seed = min(int(r["seed"]) for r in rows)
+        budgets = sorted({int(r["episodes"]) for r in rows})
+        fig, axes = plt.subplots(len(budgets), 3, figsize=(10, 3.2 * len(budgets)))
+        for row_axes, episodes in zip(np.atleast_2d(axes), budgets):
+            mine = [r for r in rows if int(r["seed"]) == seed and int(r["episodes"]) == episodes]
+            n_states = max(int(r["state"]) for r in mine) + 1
+            q, qs = np.zeros((n_states, 4)), np.zeros((n_states, 4))
+            for r in mine:
+                q[int(r["state"]), int(r["action"])], qs[int(r["state"]), int(r["action"])] = float(r["q"]), float(r["q_star"])
+            side = int(np.sqrt(n_states))
+            grids = [(q.max(axis=1), f"max_a Q after {episodes:,} episodes"), (qs.max(axis=1), "max_a Q* (value iteration)"),
+                     (q.max(axis=1) - qs.max(axis=1), "difference")]
+            for ax, (values, title) in zip(row_axes, grids):
+                diff = title == "difference"
+                image = ax.imshow(values.reshape(side, side), cmap="RdBu" if diff else "viridis",
+                                  vmin=-0.3 if diff else 0, vmax=0.3 if diff else 1)
+                for k, value in enumerate(values):
+                    ax.text(k % side, k // side, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                            color="black" if diff or value > 0.5 else "white")
+                ax.set_title(title, fontsize=9)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                fig.colorbar(image, ax=ax, fraction=0.046)
+        fig.suptitle(f"q_learning_frozenlake.py, slippery 4x4, seed {seed}: the learned values against Q* (γ = 0.99)")
+        fig.tight_layout()
+        written.append(os.path.join(out_dir, "frozenlake_q_vs_q_star.png"))
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
     return written
