@@ -7,6 +7,7 @@ Every curve is the mean over seeds with a 95% bootstrap band (the seeds resample
 - docs/cartpole.png: the four CartPole DQN scripts, greedy checks (left) and training episodes (right);
 - docs/overestimation.png: mean and max Q on the probe states, DQN beside Double DQN, with the bound 1/(1 - γ);
 - docs/frozenlake.png: Q-learning's success against training episodes, the DP optimum drawn as lines;
+- docs/breakout.png: the CPU-sized Breakout run against the random policy's score;
 - docs/<env>.png for any other env in the curves (Acrobot-v1, MountainCar-v0, ...).
 matplotlib is needed here only; the training scripts never import it.
 """
@@ -147,6 +148,31 @@ def overestimation_table(curves_dir, bound=100.0):
     return "\n".join(lines)
 
 
+def plot_breakout(results_dir, out, random_score=1.24):
+    """The CPU-sized Breakout run (binned game scores: the table benchmarks/results/breakout_cpu_run.csv
+    holds, with where it comes from) against the random policy's mean game score."""
+    path = os.path.join(results_dir, "breakout_cpu_run.csv")
+    if not os.path.exists(path):
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    middle = [(int(r["bin_start"]) + int(r["bin_end"])) / 2 for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    ax.plot(middle, [float(r["mean_score"]) for r in rows], "o-", color="tab:blue",
+            label="dqn_atari.py, seed 1: mean score of the training games ending in each 25k-step bin")
+    ax.plot(middle, [float(r["best_game"]) for r in rows], ":", color="tab:blue", alpha=0.6, label="best game in the bin")
+    ax.axhline(random_score, color="black", linestyle="--", linewidth=1, label=f"random policy: {random_score} (560 games)")
+    ax.set_xlabel("environment steps (4 frames each)")
+    ax.set_ylabel("Breakout game score (all 5 lives, unclipped)")
+    ax.set_title("Breakout on a 2-core CPU: 250k steps, 67 min (one seed, no interval)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "double_dqn")):
     files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if name in names}
     if not files:
@@ -182,7 +208,8 @@ def main(argv=None):
     os.makedirs(a.out, exist_ok=True)
     written = [plot_env(a.curves, "CartPole-v1", os.path.join(a.out, "cartpole.png"), "CartPole-v1, the four DQN scripts"),
                plot_overestimation(a.curves, os.path.join(a.out, "overestimation.png")),
-               plot_frozenlake(a.curves, os.path.join(a.out, "frozenlake.png"), os.path.join(os.path.dirname(a.curves), "summary.json"))]
+               plot_frozenlake(a.curves, os.path.join(a.out, "frozenlake.png"), os.path.join(os.path.dirname(a.curves), "summary.json")),
+               plot_breakout(os.path.dirname(a.curves), os.path.join(a.out, "breakout.png"))]
     envs = {os.path.basename(path).split("__")[1][: -len(".csv")] for path in glob.glob(os.path.join(a.curves, "*__*.csv"))}
     for env_id in sorted(envs - {"CartPole-v1", "FrozenLake-v1"}):
         written.append(plot_env(a.curves, env_id, os.path.join(a.out, f"{env_id.lower()}.png"), env_id))
