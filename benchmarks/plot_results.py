@@ -85,7 +85,7 @@ def plot_env(curves_dir, env_id, out, title):
         ax_check.set_ylabel("greedy check return (episodes of up to 1,000 steps)")
     else:
         ax_check.set_ylabel("greedy check return")
-    ax_check.set_title("greedy checks (10 episodes each)")
+    ax_check.set_title("greedy checks (mean over each check's episodes)")
     ax_train.set_title("training episodes (epsilon-greedy), per 1% of the run")
     ax_train.set_ylabel("training episode return")
     for ax in (ax_check, ax_train):
