@@ -4,6 +4,7 @@ Scripts run as subprocesses (end to end, exit codes, files written) or are impor
 (unit tests of their parts). Runs write runs/ under a temporary directory, never into the repository.
 """
 import csv
+import errno
 import glob
 import importlib.util
 import json
@@ -161,9 +162,9 @@ def test_fl_slippery_default_run_reaches_the_optimum_and_says_so(tmp_path):
     simulated, printed_exact, printed_best = _fl_printed_rates(result.stdout)
     assert simulated >= 0.72 and abs(simulated - policy_success) < 0.02  # 10,000 episodes: sd 0.0044
     assert abs(printed_exact - policy_success) < 1e-4 and abs(printed_best - best) < 1e-4
-    # the summary comes last: result, files, again, video; eval.json is strict JSON with the same numbers
-    tail = result.stdout.strip().splitlines()[-4:]
-    assert [line.split(":")[0] for line in tail] == ["result", "files", "again", "video"], tail
+    # the summary comes last: result, files, plot, again, video; eval.json is strict JSON with the same numbers
+    tail = result.stdout.strip().splitlines()[-5:]
+    assert [line.split(":")[0] for line in tail] == ["result", "files", "plot", "again", "video"], tail
     assert f"{os.path.relpath(run_dir, tmp_path)}/ (args.json, episodes.csv, q_table.npy, eval.json)" in tail[1]
     eval_json = json.loads(open(os.path.join(run_dir, "eval.json")).read(),
                            parse_constant=lambda name: pytest.fail(f"eval.json holds {name}"))
@@ -410,10 +411,126 @@ def test_fl_capture_video_records_the_greedy_episodes(tmp_path):
             obs, _, terminated, truncated, _ = env.step(policy[obs])
             length, done = length + 1, terminated or truncated
         assert imageio_ffmpeg.count_frames_and_secs(path)[0] == length + 1  # the reset frame and one per step
+    # the run was trained with --capture-video, but its evaluation again records nothing unless asked to
+    plain = _fl_run(_fl_printed_command(result.stdout, "again"), tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert not (tmp_path / "videos" / (os.path.basename(run_dir) + "-eval")).exists() and "video:" not in plain.stdout
     # the printed video command works on the saved table alone, into videos/<run folder>-eval/
     again = _fl_run(_fl_printed_command(result.stdout, "video"), tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(glob.glob(str(tmp_path / "videos" / (os.path.basename(run_dir) + "-eval") / "*.mp4"))) == 2
+
+
+def test_fl_agent_and_env_streams_are_independent():
+    """The agent's draws (exploration, ties) are none of the env's slips: independent streams from one --seed."""
+    fl = _fl_module()
+    for seed in [0, 1, 2, 12345]:
+        agent, env_seed = fl.random_streams(seed)
+        env = fl.make_env()
+        env.reset(seed=env_seed)
+        env_draws = set(_copy_of_stream(env.unwrapped.np_random).random_raw(1000).tolist())
+        assert not set(agent.bit_generator.random_raw(1000).tolist()) & env_draws
+        assert fl.random_streams(seed)[1] == env_seed  # the same --seed, the same streams
+
+
+@pytest.mark.parametrize("stop, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_fl_sigterm_and_ctrl_c_stop_cleanly_with_the_log_and_the_q_table(tmp_path, stop, code):
+    proc = subprocess.Popen([sys.executable, _FL_SCRIPT, "--episodes", "10000000"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    _wait_for_rows(tmp_path, "episodes.csv", 100)
+    proc.send_signal(stop)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert ("terminated (SIGTERM)" if code == 143 else "interrupted (Ctrl-C)") in stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    rows = read_csv(run_dir / "episodes.csv")
+    assert len(rows) >= 100 and all(row["learning_rate"] for row in rows)  # every row complete
+    assert np.load(run_dir / "q_table.npy").shape == (16, 4)
+
+
+def test_fl_same_second_runs_get_folders_of_their_own(tmp_path, monkeypatch):
+    fl = _fl_module()
+    monkeypatch.setattr(fl.time, "time", lambda: 1_000_000.0)  # both runs start in the same second
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        fl.main(["--episodes", "50", "--eval-episodes", "10"])
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "FrozenLake-v1__q_learning_frozenlake__1__1000000", "FrozenLake-v1__q_learning_frozenlake__1__1000000_2"]
+
+
+def test_fl_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(tmp_path, monkeypatch, capsys):
+    (tmp_path / "runs").write_text("a file where the runs/ folder would go")
+    assert _fl_run_failing(tmp_path, ["--episodes", "50"]) == 1
+    fl = _fl_module()
+    small_disk = _SmallDisk.opener("episodes.csv", 2_000)
+    monkeypatch.setattr(fl, "open", small_disk, raising=False)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    with pytest.raises(SystemExit) as stop:
+        fl.main(["--episodes", "1000"])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [err.strip()] and "No space left on device" in err
+    (run_dir,) = (tmp_path / "sub" / "runs").iterdir()
+    assert json.loads((run_dir / "args.json").read_text())["episodes"] == 1000  # written before the disk filled: intact
+    rows = read_csv(run_dir / "episodes.csv")
+    assert rows and all(row["learning_rate"] for row in rows)  # whole rows up to where the disk filled
+
+
+def _fl_run_failing(cwd, args):
+    result = _fl_run(args, cwd)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write ") and "Traceback" not in result.stderr, result.stderr
+    return result.returncode
+
+
+def _copy_of_stream(generator):
+    """A copy of a numpy Generator's bit stream at its current position (the original is not advanced)."""
+    copy = np.random.PCG64()
+    copy.state = generator.bit_generator.state
+    return copy
+
+
+def _wait_for_rows(cwd, name, rows, timeout=60):
+    """Wait until runs/*/<name> holds `rows` lines (the CSV files are line-buffered)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not any(len(p.read_text().splitlines()) > rows for p in Path(cwd).glob(f"runs/*/{name}")):
+        time.sleep(0.1)
+
+
+class _SmallDisk:
+    """A file on a disk that is full after `capacity` characters: a write past it fails as a full disk does (ENOSPC)."""
+
+    def __init__(self, file, capacity):
+        self.file, self.capacity, self.written = file, capacity, 0
+
+    @classmethod
+    def opener(cls, name, capacity):
+        import builtins
+
+        def small_disk_open(path, mode="r", *args, **kwargs):
+            file = builtins.open(path, mode, *args, **kwargs)
+            return cls(file, capacity) if str(path).endswith(name) and "w" in mode else file
+        return small_disk_open
+
+    def write(self, text):
+        if self.written + len(text) > self.capacity:
+            self.full = True
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.written += len(text)
+        return self.file.write(text)
+
+    def close(self):  # as a real file's: close() flushes what the failed write left in the buffer, and fails again
+        self.file.close()
+        if getattr(self, "full", False):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # ---- dqn_cartpole.py ----
@@ -506,33 +623,51 @@ def test_epsilon_schedule_is_linear_then_flat(dqn):
 
 
 def _count_updates_in_the_loop(module, monkeypatch, tmp_path, *flags):
-    """Run the real loop and count its gradient steps (calls of compute_td_target) and target updates."""
+    """Run the real loop and count its gradient steps (calls of compute_td_target) and target updates, and record
+    after how many env steps (transitions stored so far) each one happened."""
     counts = {"gradient": 0, "target": 0}
+    at = {"steps": 0, "gradient": [], "target": []}
     original_target, original_update = module.compute_td_target, module.update_target_network
+    original_add = module.ReplayBuffer.add
+
+    def counting_add(self, obs, *args, **kwargs):
+        at["steps"] += len(obs)
+        return original_add(self, obs, *args, **kwargs)
 
     def counting_target(*args, **kwargs):
         counts["gradient"] += 1
+        at["gradient"].append(at["steps"])
         return original_target(*args, **kwargs)
 
     def counting_update(*args, **kwargs):
         counts["target"] += 1
+        at["target"].append(at["steps"])
         return original_update(*args, **kwargs)
+    monkeypatch.setattr(module.ReplayBuffer, "add", counting_add)
     monkeypatch.setattr(module, "compute_td_target", counting_target)
     monkeypatch.setattr(module, "update_target_network", counting_update)
     monkeypatch.chdir(tmp_path)
     module.main([*map(str, flags)])
+    counts["at"] = at
     return counts
 
 
 @pytest.mark.parametrize("num_envs, train_frequency, gradient_steps", [(1, 4, 600), (3, 4, 600), (3, 2, 1200), (8, 4, 600)])
 def test_frequencies_count_env_steps_whatever_the_number_of_envs(dqn, tmp_path, monkeypatch, num_envs, train_frequency,
                                                                   gradient_steps):
-    """Issue 9: over 2,400 env steps, --train-frequency 4 means 600 gradient steps with 1, 3 or 8 envs."""
+    """Over 2,400 env steps, --train-frequency 4 means 600 gradient steps with 1, 3 or 8 envs; and each one comes in
+    the vector step whose env steps hold a multiple of the frequency (env steps 0, 4, 8, ... with frequency 4)."""
     counts = _count_updates_in_the_loop(
         dqn, monkeypatch, tmp_path, "--total-timesteps", 2400, "--num-envs", num_envs, "--train-frequency", train_frequency,
         "--target-network-frequency", 100, "--learning-starts", 0, "--batch-size", 8, "--buffer-size", 3000,
         "--check-frequency", 0, "--eval-episodes", 1, "--no-save-model")
+    at = counts.pop("at")
     assert counts == {"gradient": gradient_steps, "target": 2400 // 100}
+
+    def vector_step_ends(frequency):  # env step m is in the vector step that has stored (m // num_envs + 1) * num_envs
+        return [(m // num_envs + 1) * num_envs for m in range(0, 2400, frequency)]
+    assert at["gradient"] == vector_step_ends(train_frequency)
+    assert at["target"] == vector_step_ends(100)
 
 
 def test_budget_not_a_multiple_of_the_envs_is_rounded_up_and_one_too_small_refused(tmp_path):
@@ -689,12 +824,19 @@ def test_best_model_keeps_the_best_checked_weights_on_episodes_apart_from_the_ev
         def check(self, *args):
             pass
     monkeypatch.setattr(dqn, "evaluate", fake_evaluate)
-    networks = [dqn.QNetwork(4, 2, 8) for _ in range(4)]
-    best = dqn.BestModel(networks[0], "CartPole-v1", episodes=5, seed=1, device="cpu")
-    for step, network in enumerate(networks, start=1):
+    network, snapshots = dqn.QNetwork(4, 2, 8), []
+    best = dqn.BestModel(network, "CartPole-v1", episodes=5, seed=1, device="cpu")
+    for step in range(1, 5):  # one network trained in place between the checks, as in the loop
+        with torch.no_grad():
+            for param in network.parameters():
+                param.add_(1.0)
+        snapshots.append({name: tensor.clone() for name, tensor in network.state_dict().items()})
         best.check(network, global_step=step * 1000, logs=NoLogs())
     assert (best.score, best.step) == (50.0, 4000)  # a tie goes to the later, longer-trained model
-    for name, tensor in networks[3].state_dict().items():
+    with torch.no_grad():  # training goes on after the last check: the kept weights must not move with it
+        for param in network.parameters():
+            param.add_(1.0)
+    for name, tensor in snapshots[3].items():
         assert torch.equal(best.weights[name], tensor)
     assert len(set(seeds_seen)) == 20  # no two checks replay the same starts
     eval_seeds = {dqn.episode_seed(1, episode) for episode in range(10)}  # main() evaluates seed 1 with 10 episodes
@@ -781,6 +923,112 @@ def test_ctrl_c_stops_cleanly_with_logs_and_model(tmp_path):
     rows = read_csv(run_dir / "episodes.csv")
     assert rows and all(row["epsilon"] for row in rows)  # every row complete, the file closed cleanly
     assert (run_dir / "dqn_cartpole.pt").exists()
+
+
+DQN_SCRIPTS = ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"]
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_agent_env_evaluation_and_probe_streams_are_independent(script):
+    """The agent's first draws (exploration, replay sampling) are none of the envs', the evaluation's or the probe's:
+    with default_rng(seed) and reset(seed=seed) they would be one stream (env 0's start = the agent's first uniforms)."""
+    module = load_script(script)
+    for seed in [0, 1, 2, 12345]:
+        agent, env_seed, probe = module.random_streams(seed)
+        envs = module.make_envs(module.parse_args(["--seed", str(seed), "--num-envs", "2"]))
+        envs.reset(seed=env_seed)
+        eval_env = module.gym.make("CartPole-v1")
+        eval_env.reset(seed=module.episode_seed(seed, 0))
+        others = [env.unwrapped.np_random for env in envs.envs] + [eval_env.unwrapped.np_random, probe]
+        agent_draws = set(agent.bit_generator.random_raw(1000).tolist())
+        for other in others:
+            assert not agent_draws & set(_copy_of_stream(other).random_raw(1000).tolist())
+        assert module.random_streams(seed)[1] == env_seed  # the same --seed, the same streams
+        envs.close()
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_sigterm_stops_cleanly_with_logs_and_model(script, tmp_path):
+    """A scheduler's SIGTERM ends the run as Ctrl-C does: one line, exit code 143, whole CSV rows, the model saved."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / script), "--learning-starts", "90000"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_rows(tmp_path, "episodes.csv", 5)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines() == ["terminated (SIGTERM): logs are complete up to here, the model is saved"]
+    run_dir = only_run_dir(tmp_path)
+    rows = read_csv(run_dir / "episodes.csv")
+    assert len(rows) >= 5 and all(row["elapsed_s"] for row in rows)  # every row complete, the file closed cleanly
+    assert (run_dir / f"{script[:-3]}.pt").exists() and not list(run_dir.glob("*.tmp*"))
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(script, tmp_path, monkeypatch, capsys):
+    (tmp_path / "runs").write_text("a file where the runs/ folder would go")
+    result = run_script(script, *TINY, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("error: cannot write runs/") and "Not a directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    # a disk that fills up mid-run (measured on a 12 KB tmpfs: the failed write fails again at close()): one line naming the reason, the rows written before it intact
+    module = load_script(script)
+    monkeypatch.setattr(module, "open", _SmallDisk.opener("episodes.csv", 2_000), raising=False)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    with pytest.raises(SystemExit) as stop:
+        module.main([*map(str, TINY), "--total-timesteps", "3000"])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    run_dir = only_run_dir(tmp_path / "sub")
+    assert err.strip().splitlines() == [f"error: cannot write runs/{run_dir.name}/: No space left on device"]
+    assert json.loads((run_dir / "args.json").read_text())["total_timesteps"] == 3000
+    rows = read_csv(run_dir / "episodes.csv")
+    assert 10 < len(rows) and all(row["elapsed_s"] for row in rows)  # whole rows up to where the disk filled
+    assert not (run_dir / "eval.json").exists()
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_same_second_runs_get_folders_of_their_own(script, tmp_path, monkeypatch):
+    module = load_script(script)
+    monkeypatch.setattr(module.time, "time", lambda: 1_000_000.0)  # both runs start in the same second
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        module.main([*map(str, TINY), "--check-frequency", "0", "--probe-states", "0"])
+    name = f"CartPole-v1__{script[:-3]}__1__1000000"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [name, f"{name}_2"]
+    assert all((tmp_path / "runs" / folder / "eval.json").exists() for folder in [name, f"{name}_2"])
+
+
+@pytest.mark.parametrize("script, flags, flag", [
+    ("dqn_cartpole.py", ["--buffer-size", 10**12, "--batch-size", 8], "--buffer-size"),
+    ("dqn_cartpole.py", ["--hidden-dim", 10**7], "--hidden-dim"),
+    ("dqn_cartpole.py", ["--num-envs", 10**9, "--total-timesteps", 2 * 10**9], "--num-envs"),
+    ("dqn_cartpole.py", ["--probe-states", 10**10], "--probe-states"),
+    ("dqn_cartpole.py", ["--eval-episodes", 10**10], "--eval-episodes"),
+    ("double_dqn.py", ["--buffer-size", 10**12], "--buffer-size"),
+    ("dueling_dqn.py", ["--hidden-dim", 10**7], "--hidden-dim"),  # its two streams: counted from its own network
+    ("per_dqn.py", ["--buffer-size", 10**12], "--buffer-size")])
+def test_a_size_that_cannot_fit_in_memory_is_refused_at_once(script, flags, flag, tmp_path):
+    start = time.time()
+    result = run_script(script, *flags, cwd=tmp_path, timeout=60)
+    assert_one_line_error(result)
+    assert result.stderr.startswith(f"error: {flag} ") and "GB of memory" in result.stderr
+    assert time.time() - start < 30 and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("script", ["dqn_cartpole.py", "per_dqn.py"])
+def test_the_memory_check_counts_what_the_buffer_really_allocates(script):
+    module = load_script(script)
+    for capacity in [1, 1000, 1025]:
+        if script == "per_dqn.py":
+            rb = module.PrioritizedReplayBuffer(capacity, 4, np.random.default_rng(0), alpha=0.6, eps=1e-6)
+            expected = module.PrioritizedReplayBuffer.bytes_needed(capacity, 4)
+            arrays = [rb.obs, rb.next_obs, rb.actions, rb.rewards, rb.terminated, rb.tree.nodes]  # the ring and the tree
+        else:
+            rb = module.ReplayBuffer(capacity, 4, np.random.default_rng(0))
+            expected = module.ReplayBuffer.bytes_needed(capacity, 4)
+            arrays = [rb.obs, rb.next_obs, rb.actions, rb.rewards, rb.terminated]
+        assert sum(array.nbytes for array in arrays) == expected
 
 
 def test_defaults_learn_cartpole(tmp_path):
