@@ -1150,8 +1150,11 @@ def test_seed_runner_summarises_over_seeds_and_the_plot_script_draws_from_it(tmp
     assert result.returncode == 0, result.stderr
     (summary,) = json.loads((tmp_path / "summary.json").read_text())
     assert (summary["script"], summary["env_id"], summary["seeds"], summary["runs"]) == ("dqn_cartpole.py", "CartPole-v1", "1-2", 2)
+    assert summary["flags"] == list(map(str, flags)) and summary["budget"] == {"total_timesteps": 1000}
+    (tag,) = [path.name for path in (tmp_path / "runs" / "dqn_cartpole" / "CartPole-v1").iterdir()]
+    assert tag == summary["flags_tag"] and tag.startswith("total-timesteps=1000_learning-starts=200")
     for model, key in [("kept", "mean"), ("final", "final_mean")]:
-        scores = [json.loads(path.read_text())[key] for path in sorted(tmp_path.glob("runs/dqn_cartpole/CartPole-v1/seed-*/runs/*/eval.json"))]
+        scores = [json.loads(path.read_text())[key] for path in sorted(tmp_path.glob(f"runs/dqn_cartpole/CartPole-v1/{tag}/seed-*/runs/*/eval.json"))]
         m = summary[model]
         assert m["scores"] == scores and m["mean"] == pytest.approx(np.mean(scores))
         assert m["reached"] == sum(score >= 10 for score in scores) and m["iqm"] == pytest.approx(np.mean(scores))  # 2 seeds: no quarter to cut
@@ -1159,7 +1162,7 @@ def test_seed_runner_summarises_over_seeds_and_the_plot_script_draws_from_it(tmp
     assert summary["sps_median"] > 0 and summary["first_check_at_threshold"]["runs"] in (0, 1, 2)
     again = subprocess.run(list(map(str, runner)), capture_output=True, text=True, timeout=300)
     assert again.stdout.count("skipped") == 2  # resumable: finished runs are not trained again
-    curves = read_csv(tmp_path / "curves" / "dqn_cartpole__CartPole-v1.csv")
+    curves = read_csv(tmp_path / "curves" / f"dqn_cartpole__CartPole-v1__{tag}.csv")
     assert {row["kind"] for row in curves} == {"check", "episodes", "probe_q"}
     plot = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "plot_results.py"), "--curves", str(tmp_path / "curves"),
                            "--out", str(tmp_path / "figs")], capture_output=True, text=True, timeout=120)

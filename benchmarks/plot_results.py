@@ -14,6 +14,7 @@ matplotlib is needed here only; the training scripts never import it.
 import argparse
 import csv
 import glob
+import hashlib
 import os
 import warnings
 from collections import defaultdict
@@ -57,7 +58,23 @@ def mean_and_band(per_seed, grid, column=1, rng=None, resamples=2_000):
 
 
 def curve_files(curves_dir, env_id):
-    return {os.path.basename(path).split("__")[0]: path for path in sorted(glob.glob(os.path.join(curves_dir, f"*__{env_id}.csv")))}
+    """{label: path} of the curves of one env: <script>__<env>.csv (the script's defaults, labelled by the script's
+    name) and <script>__<env>__<flags-tag>.csv (other flags, labelled "<script> <flags-tag>")."""
+    files = {}
+    for path in sorted(glob.glob(os.path.join(curves_dir, f"*__{env_id}.csv")) + glob.glob(os.path.join(curves_dir, f"*__{env_id}__*.csv"))):
+        parts = os.path.basename(path)[: -len(".csv")].split("__")
+        if parts[1] == env_id:
+            files[parts[0] if len(parts) == 2 else f"{parts[0]} {parts[2]}"] = path
+    return files
+
+
+def script_of(label):
+    return label.split(" ")[0]
+
+
+def color_of(label, others=("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")):
+    """A script's defaults in its own color, anything else (other flags, lecture_dqn) in one of the others."""
+    return COLORS.get(label) or others[int(hashlib.sha256(label.encode()).hexdigest(), 16) % len(others)]
 
 
 def plot_env(curves_dir, env_id, out, title):
@@ -68,14 +85,14 @@ def plot_env(curves_dir, env_id, out, title):
     threshold = THRESHOLDS.get(env_id)
     for name, path in files.items():
         data = read_curves(path)
-        color = COLORS.get(name)
+        color = color_of(name)
         for ax, kind in [(ax_check, "check"), (ax_train, "episodes")]:
             if kind not in data:
                 continue
             end = max(steps.max() for steps, *_ in data[kind].values())
             grid = np.linspace(0, end, 200)
             mean, lo, hi, n = mean_and_band(data[kind], grid)
-            ax.plot(grid, mean, color=color, label=f"{name}.py ({n} seeds)")
+            ax.plot(grid, mean, color=color, label=f"{script_of(name)}.py{name[len(script_of(name)):]} ({n} seeds)")
             ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
     if threshold is not None:
         for ax in (ax_check, ax_train):
@@ -100,8 +117,8 @@ def plot_env(curves_dir, env_id, out, title):
 
 
 def plot_frozenlake(curves_dir, out, summary_path):
-    path = os.path.join(curves_dir, "q_learning_frozenlake__FrozenLake-v1.csv")
-    if not os.path.exists(path):
+    path = curve_files(curves_dir, "FrozenLake-v1").get("q_learning_frozenlake")  # the defaults' curve
+    if path is None:
         return None
     data = read_curves(path)["episodes"]
     end = max(steps.max() for steps, *_ in data.values())
@@ -115,7 +132,7 @@ def plot_frozenlake(curves_dir, out, summary_path):
     if os.path.exists(summary_path):
         import json
         with open(summary_path) as f:
-            greedy = [s for s in json.load(f) if s["script"] == "q_learning_frozenlake.py"]
+            greedy = [s for s in json.load(f) if s["script"] == "q_learning_frozenlake.py" and s.get("flags_tag", "defaults") == "defaults"]
         for s, marker in zip(greedy, "os"):
             ax.errorbar(end * 1.02, s["final"]["mean"], yerr=[[s["final"]["mean"] - s["final"]["ci95"][0]],
                         [s["final"]["ci95"][1] - s["final"]["mean"]]], fmt=marker, color="tab:red", capsize=3,
@@ -143,7 +160,7 @@ def overestimation_table(curves_dir, bound=100.0):
             continue
         means, maxes = [curve[1] for curve in data.values()], [curve[2] for curve in data.values()]
         all_means, all_maxes = np.concatenate(means), np.concatenate(maxes)
-        lines.append(f"| {name}.py | {len(data)} | {np.median([m.max() for m in means]):.1f} | {(all_means > bound).mean():.1%} "
+        lines.append(f"| {script_of(name)}.py{name[len(script_of(name)):]} | {len(data)} | {np.median([m.max() for m in means]):.1f} | {(all_means > bound).mean():.1%} "
                      f"| {np.median([m.max() for m in maxes]):.1f} | {(all_maxes > bound).mean():.1%} |")
     return "\n".join(lines)
 
@@ -174,7 +191,7 @@ def plot_breakout(results_dir, out, random_score=1.24):
 
 
 def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "double_dqn")):
-    files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if name in names}
+    files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if script_of(name) in names}
     if not files:
         return None
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -186,8 +203,8 @@ def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "dou
         grid = np.linspace(0, end, 200)
         for column, style, what in [(1, "-", "mean Q"), (2, "--", "max Q")]:
             mean, lo, hi, n = mean_and_band(data, grid, column=column)
-            ax.plot(grid, mean, style, color=COLORS[name], label=f"{name}.py: {what} ({n} seeds)")
-            ax.fill_between(grid, lo, hi, color=COLORS[name], alpha=0.15)
+            ax.plot(grid, mean, style, color=color_of(name), label=f"{script_of(name)}.py{name[len(script_of(name)):]}: {what} ({n} seeds)")
+            ax.fill_between(grid, lo, hi, color=color_of(name), alpha=0.15)
     ax.axhline(1 / (1 - gamma), color="black", linewidth=1, label=f"bound 1/(1 - γ) = {1 / (1 - gamma):g}")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("Q(s, a) on 1,000 states of a random policy")
@@ -210,7 +227,7 @@ def main(argv=None):
                plot_overestimation(a.curves, os.path.join(a.out, "overestimation.png")),
                plot_frozenlake(a.curves, os.path.join(a.out, "frozenlake.png"), os.path.join(os.path.dirname(a.curves), "summary.json")),
                plot_breakout(os.path.dirname(a.curves), os.path.join(a.out, "breakout.png"))]
-    envs = {os.path.basename(path).split("__")[1][: -len(".csv")] for path in glob.glob(os.path.join(a.curves, "*__*.csv"))}
+    envs = {os.path.basename(path)[: -len(".csv")].split("__")[1] for path in glob.glob(os.path.join(a.curves, "*__*.csv"))}
     for env_id in sorted(envs - {"CartPole-v1", "FrozenLake-v1"}):
         written.append(plot_env(a.curves, env_id, os.path.join(a.out, f"{env_id.lower()}.png"), env_id))
     for path in filter(None, written):
