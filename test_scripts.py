@@ -1794,6 +1794,8 @@ def test_episodes_to_the_lectures_criterion_use_the_last_100_returns(run_seeds):
     assert run_seeds.episodes_to_mean([500.0] * 99) is None  # fewer than 100 episodes: not yet
     assert run_seeds.episodes_to_mean([500.0] * 100) == 100
     assert run_seeds.episodes_to_mean([195.0] * 99 + [194.0]) is None
+    assert run_seeds.episodes_to_mean([19500.0] + [0.0] * 150) == 100  # episodes 1..100, not 2..100
+    assert run_seeds.episodes_to_mean([0.0] * 100 + [19500.0] + [0.0] * 50) == 101  # episodes 2..101, not 1..101
 
 
 def test_summary_reports_the_lectures_criterion_per_seed_and_group(run_seeds, tmp_path, capsys):
@@ -1965,7 +1967,9 @@ def test_plot_of_a_frozenlake_run_and_bad_folders(cartpole_run, tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "args.json").write_text("{not json")
     (tmp_path / "broken" / "episodes.csv").write_text("global_step,episodic_return\n")
-    for bad in [[tmp_path / "empty"], [tmp_path / "nowhere"], [tmp_path / "broken"], [cartpole_run, tmp_path / "empty"],
+    (tmp_path / "args_only").mkdir()  # an args.json alone is not a run: what a script writes has episodes.csv too
+    (tmp_path / "args_only" / "args.json").write_text((cartpole_run / "args.json").read_text())
+    for bad in [[tmp_path / "empty"], [tmp_path / "nowhere"], [tmp_path / "broken"], [tmp_path / "args_only"], [cartpole_run, tmp_path / "empty"],
                 [cartpole_run, run_dir], [cartpole_run, "--out", tmp_path], ["--png", tmp_path / "x.png"]]:
         result = _tool(PLOT_RESULTS, *bad)
         assert_one_line_error(result)
