@@ -1850,7 +1850,7 @@ def test_frozenlake_speed_counts_env_steps_per_cpu_second_and_says_so(run_seeds,
                                   ["dqn_cartpole.py", "--slurm", "--max-running", "0"],
                                   ["dqn_cartpole.py", "--time", "00:10:00"], ["dqn_cartpole.py", "--jobs", "x"]])
 def test_run_seeds_bad_input_is_one_error_line(tmp_path, args):
-    assert_one_line_error(_tool(RUN_SEEDS, *args, "--root", tmp_path))
+    assert_one_line_error(_tool(RUN_SEEDS, "--root", tmp_path, *args))  # --root first: never after a `--`
     assert not (tmp_path / "runs").exists()
 
 
@@ -1877,7 +1877,7 @@ def test_printed_commands_run_anywhere_then_the_summary_reports_them(tmp_path):
     assert again.stdout == "" and "0 of 2 runs to do (2 finished)" in again.stderr
 
 
-def test_the_slurm_array_script_runs_each_run_in_its_folder(tmp_path):
+def test_the_slurm_array_script_runs_each_run_in_its_folder(run_seeds, tmp_path):
     sweep = ["q_learning_frozenlake.py", "--seeds", "1-4", "--root", tmp_path]
     flags = ["--", "--episodes", 100, "--eval-episodes", 50]
     written = _tool(RUN_SEEDS, *sweep, "--slurm", "--max-running", 3, "--time", "00:10:00", "--partition", "debug", *flags)
@@ -1887,9 +1887,14 @@ def test_the_slurm_array_script_runs_each_run_in_its_folder(tmp_path):
     for line in ["#SBATCH --array=0-3%3", "#SBATCH --cpus-per-task=1", "#SBATCH --time=00:10:00", "#SBATCH --partition=debug"]:
         assert line in text.splitlines()
     assert "--summary-only" in written.stdout.splitlines()[-1]
+    seed_3 = Path(run_seeds.run_dir_of("q_learning_frozenlake.py", "FrozenLake-v1", 3, list(map(str, flags[1:])), str(tmp_path)))
+    assert f"mkdir -p {seed_3} && cd {seed_3} && rm -rf runs && " in text
+    stale = seed_3 / "runs" / "stopped"
+    stale.mkdir(parents=True)  # what a stopped run left: the run starts again from nothing
     task = subprocess.run(["bash", str(path)], env=dict(os.environ, SLURM_ARRAY_TASK_ID="2"), cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)  # array task 2 is seed 3
     assert task.returncode == 0, task.stderr
+    assert not stale.exists()
     assert [p.parent.parent.parent.name for p in tmp_path.glob("runs/*/*/*/seed-*/runs/*/eval.json")] == ["seed-3"]
     rest = _tool(RUN_SEEDS, *sweep, "--slurm", *flags)
     assert "#SBATCH --array=0-2\n" in Path(re.search(r"wrote (\S+\.sbatch)", rest.stdout)[1]).read_text()
@@ -1974,3 +1979,12 @@ def test_plot_of_a_frozenlake_run_and_bad_folders(cartpole_run, tmp_path):
         result = _tool(PLOT_RESULTS, *bad)
         assert_one_line_error(result)
     assert not (tmp_path / "empty" / "plot.png").exists()
+
+
+def test_measure_runs_a_command_where_it_is_and_records_its_time(tmp_path):
+    (tmp_path / "runs" / "mine").mkdir(parents=True)  # --measure alone never removes anything
+    result = _tool(RUN_SEEDS, "--measure", sys.executable, "-c", "print('hello'); raise SystemExit(3)", cwd=tmp_path)
+    assert result.returncode == 3 and (tmp_path / "runs" / "mine").is_dir()
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["exit_code"] == 3 and info["cpu_s"] >= 0 and info["command"][0] == sys.executable
+    assert (tmp_path / "stdout.txt").read_text() == "hello\n"

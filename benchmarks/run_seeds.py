@@ -126,10 +126,8 @@ def training_command(script, env_id, seed, extra):
 
 
 def measure(command, cwd="."):
-    """Run one training command in `cwd` as a fresh run: what a stopped run left in runs/ goes first; the output
-    goes to stdout.txt, and run.json gets its wall time, its CPU time (os.wait4 gives the child's) and exit code."""
-    for old in glob.glob(os.path.join(cwd, "runs", "*")):  # a run that was stopped half-way starts again
-        shutil.rmtree(old, ignore_errors=True)
+    """Run one training command in `cwd`: the output goes to stdout.txt, and run.json gets its wall time, its CPU
+    time (os.wait4 gives the child's) and exit code."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     start = time.time()
     with open(os.path.join(cwd, "stdout.txt"), "w") as out:
@@ -150,16 +148,17 @@ def run_one(script, env_id, seed, extra, root):
     if finished(cwd):
         return "skipped"
     os.makedirs(cwd, exist_ok=True)
+    shutil.rmtree(os.path.join(cwd, "runs"), ignore_errors=True)  # a run that was stopped half-way starts again
     info = measure(training_command(script, env_id, seed, extra), cwd)
     return f"exit {info['exit_code']}, {info['wall_s']:.0f}s"
 
 
 def shell_line(script, env_id, seed, extra, root):
     """One self-contained shell line that does what run_one does, from any directory on any machine that sees
-    these paths: make the run folder, go there, one thread, measure the training command."""
+    these paths: make the run folder, go there, drop what a stopped run left, one thread, measure the command."""
     cwd = run_dir_of(script, env_id, seed, extra, root)
     measured = [sys.executable, os.path.abspath(__file__), "--measure", *training_command(script, env_id, seed, extra)]
-    return (f"mkdir -p {shlex.quote(cwd)} && cd {shlex.quote(cwd)} && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "
+    return (f"mkdir -p {shlex.quote(cwd)} && cd {shlex.quote(cwd)} && rm -rf runs && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "
             + shlex.join(measured))
 
 
@@ -505,11 +504,10 @@ def main(argv=None):
     summaries = []
     for script, env_id in dict.fromkeys((script, env_id) for script, env_id, _ in jobs):
         threshold = a.threshold if a.threshold is not None else THRESHOLDS.get(env_id, 0.0)
-        for group in groups:
-            summary = summarize(script, env_id, extra, group, threshold, a.root)
-            if summary:
-                summaries.append(summary)
-        export_curves(script, env_id, extra, [seed for group in groups for seed in group], a.root)
+        found = [s for s in (summarize(script, env_id, extra, group, threshold, a.root) for group in groups) if s]
+        if found:  # no curves file for a script and env with no finished run
+            export_curves(script, env_id, extra, [seed for group in groups for seed in group], a.root)
+        summaries += found
     save_summaries(summaries, a.root)
     print(markdown_table(summaries))
 
