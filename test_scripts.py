@@ -1988,3 +1988,14 @@ def test_measure_runs_a_command_where_it_is_and_records_its_time(tmp_path):
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["exit_code"] == 3 and info["cpu_s"] >= 0 and info["command"][0] == sys.executable
     assert (tmp_path / "stdout.txt").read_text() == "hello\n"
+
+
+def test_the_committed_results_still_redraw_every_figure(tmp_path):
+    figs = _tool(PLOT_RESULTS, "--out", tmp_path, timeout=300)  # benchmarks/results/ as committed: curves, summary.json
+    assert figs.returncode == 0, figs.stderr
+    for name in ["cartpole", "overestimation", "frozenlake", "breakout", "acrobot-v1", "mountaincar-v0", "lunarlander-v3"]:
+        assert f"wrote {tmp_path / name}.png" in figs.stdout
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG_SIGNATURE
+    table = figs.stdout.split("bound 1/(1 - γ) = 100):")[1]
+    assert [line.split(" | ")[0] for line in table.strip().splitlines()[2:]] == [
+        "| double_dqn.py", "| dqn_cartpole.py", "| dueling_dqn.py", "| per_dqn.py"]
