@@ -1650,6 +1650,8 @@ def test_atari_ctrl_c_stops_cleanly_with_logs_and_model(atari, tmp_path, monkeyp
 
 
 # ---- benchmarks/ tools: run_seeds.py and plotting --------------------------------------------
+import hashlib  # noqa: E402,F811  (this block's own: the bootstrap generator is seeded from a SHA-256)
+
 RUN_SEEDS = ROOT / "benchmarks" / "run_seeds.py"
 PLOT_RESULTS = ROOT / "benchmarks" / "plot_results.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -445,7 +445,7 @@ def main(argv=None):
     p.add_argument("--summary-only", action="store_true", help="train nothing: summarise the runs that finished")
     p.add_argument("--print-commands", action="store_true", help="train nothing: print one shell line per run still to do")
     p.add_argument("--slurm", action="store_true", help="train nothing: write an sbatch array script for the runs still to do")
-    p.add_argument("--submit", action="store_true", help="with --slurm: also run sbatch on it")
+    p.add_argument("--submit", action="store_true", help="--slurm, then run sbatch on the script")
     p.add_argument("--max-running", type=int, help="with --slurm: at most this many array tasks at once (--array=0-N%%K)")
     p.add_argument("--time", help="with --slurm: each task's time limit (#SBATCH --time), e.g. 00:30:00")
     p.add_argument("--partition", help="with --slurm: the partition (#SBATCH --partition)")
