@@ -2001,3 +2001,9 @@ def test_the_committed_results_still_redraw_every_figure(tmp_path):
     table = figs.stdout.split("bound 1/(1 - γ) = 100):")[1]
     assert [line.split(" | ")[0] for line in table.strip().splitlines()[2:]] == [
         "| double_dqn.py", "| dqn_cartpole.py", "| dueling_dqn.py", "| per_dqn.py"]
+
+
+@pytest.mark.parametrize("flags", [["--episodes", "0"], ["--eval-episodes", "-1"], ["--seed", "x"], ["--bogus"]])
+def test_lecture_dqn_bad_input_is_one_error_line(tmp_path, flags):
+    assert_one_line_error(_tool(ROOT / "benchmarks" / "lecture_dqn.py", *flags, cwd=tmp_path))
+    assert not (tmp_path / "runs").exists()

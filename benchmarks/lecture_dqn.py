@@ -56,6 +56,7 @@ import csv
 import json
 import os
 import random
+import sys
 import time
 import warnings
 from collections import deque, namedtuple
@@ -338,13 +339,23 @@ def greedy_returns(agent, env_id, seed, episodes):
     return np.array(returns)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """Bad input: one `error:` line on stderr and exit code 2, as the repository's scripts do."""
+
+    def error(self, message):
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description="Lecture 03's DQN on CartPole-v1, timed (see the module docstring).")
+    p = ArgumentParser(description="Lecture 03's DQN on CartPole-v1, timed (see the module docstring).")
     p.add_argument("--seed", type=int, default=1, help="seeds random, numpy and torch (the env stays unseeded)")
     p.add_argument("--episodes", type=int, default=500, help="training episodes (the lecture: 500)")
     p.add_argument("--env-id", default="CartPole-v1", help="the env train_dqn makes (the lecture: CartPole-v1)")
     p.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes that score the trained agent")
     a = p.parse_args()
+    if a.episodes < 1 or a.eval_episodes < 1:
+        p.error(f"--episodes and --eval-episodes must be at least 1, got {a.episodes} and {a.eval_episodes}")
     random.seed(a.seed)
     np.random.seed(a.seed)
     torch.manual_seed(a.seed)
