@@ -129,6 +129,37 @@ def plot_env(curves_dir, env_id, out, title):
     return out
 
 
+def plot_lecture_criterion(curves_dir, out, bar=195.0, by_episode=200):
+    """Lecture 03's exercise: the mean of the last 100 training returns against the episode, per script (median
+    over seeds, interquartile band), with the lecture's bar (195) and its deadline (episode 200) marked."""
+    files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if " " not in name}
+    files = {name: read_curves(path)["mean100"] for name, path in files.items() if "mean100" in read_curves(path)}
+    if not files:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for name, per_seed in files.items():
+        grid = np.arange(100, 1001, 5)
+        curves = np.array([np.interp(grid, episodes, values, right=np.nan) for episodes, values, _ in per_seed.values()])
+        with warnings.catch_warnings():  # past a seed's last episode: NaN, left out
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median, q25, q75 = (np.nanquantile(curves, q, axis=0) for q in (0.5, 0.25, 0.75))
+        ax.plot(grid, median, color=color_of(name), label=f"{name}.py (median of {len(curves)} seeds)")
+        ax.fill_between(grid, q25, q75, color=color_of(name), alpha=0.15)
+    ax.axhline(bar, color="black", linestyle="--", linewidth=1, label=f"the lecture's bar: a 100-episode mean of {bar:g}")
+    ax.axvline(by_episode, color="gray", linestyle=":", linewidth=1.5, label=f"the lecture's deadline: episode {by_episode}")
+    ax.set_xlabel("training episode (the first 100-episode mean is at episode 100)")
+    ax.set_ylabel("mean return of the last 100 training episodes")
+    ax.set_xlim(100, 600)
+    ax.set_title("CartPole-v1, Lecture 03's exercise: solved (mean > 195) within 200 episodes?\n"
+                 "median over seeds, band: 25th-75th percentile; training episodes are epsilon-greedy", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_frozenlake(curves_dir, out, summary_path):
     path = curve_files(curves_dir, "FrozenLake-v1").get("q_learning_frozenlake")  # the defaults' curve
     if path is None:
@@ -419,7 +450,8 @@ def main(argv=None):
     a.curves = a.curves or os.path.join(ROOT, "benchmarks", "results", "curves")
     a.out = a.out or os.path.join(ROOT, "docs")
     os.makedirs(a.out, exist_ok=True)
-    written = [plot_env(a.curves, "CartPole-v1", os.path.join(a.out, "cartpole.png"), "CartPole-v1, the four DQN scripts"),
+    written = [plot_lecture_criterion(a.curves, os.path.join(a.out, "lecture_criterion.png")),
+               plot_env(a.curves, "CartPole-v1", os.path.join(a.out, "cartpole.png"), "CartPole-v1, the four DQN scripts"),
                plot_overestimation(a.curves, os.path.join(a.out, "overestimation.png")),
                plot_frozenlake(a.curves, os.path.join(a.out, "frozenlake.png"), os.path.join(os.path.dirname(a.curves), "summary.json")),
                plot_breakout(os.path.dirname(a.curves), os.path.join(a.out, "breakout.png"))]

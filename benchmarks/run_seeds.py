@@ -341,7 +341,8 @@ def curves_path(script, env_id, extra, root):
 
 
 def export_curves(script, env_id, extra, seeds, root):
-    """One small CSV per script, env and flags: checks, training episodes binned per 1% of the run, the probe's Q."""
+    """One small CSV per script, env and flags: checks, training episodes binned per 1% of the run, the probe's Q, and
+    (DQN) the 100-episode mean of training returns every 5th episode up to episode 1,000."""
     out = curves_path(script, env_id, extra, root)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w", newline="") as f:
@@ -362,6 +363,10 @@ def export_curves(script, env_id, extra, seeds, root):
                 bins.setdefault((int(step) - 1) // bin_size, []).append(value)
             for b, returns in sorted(bins.items()):
                 writer.writerow([seed, "episodes", (b + 1) * bin_size, round(float(np.mean(returns)), 2), len(returns)])
+            if script != FROZENLAKE:  # Lecture 03's measure: the mean of the last 100 training returns, per episode
+                means = np.convolve(run["returns"], np.ones(100) / 100, mode="valid")  # means[i]: episodes i+1 .. i+100
+                for episode in range(100, min(len(run["returns"]), 1000) + 1, 5):
+                    writer.writerow([seed, "mean100", episode, round(float(means[episode - 100]), 2), 0])
             for row in read_csv_rows(os.path.join(run["run_dir"], "train.csv")):
                 if row.get("probe_q_mean") not in (None, "", "nan"):
                     writer.writerow([seed, "probe_q", row["global_step"], round(float(row["probe_q_mean"]), 3),
