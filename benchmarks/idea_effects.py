@@ -249,36 +249,72 @@ def plot(out_dir):
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
     if os.path.exists(os.path.join(EFFECTS, "frozenlake.csv")):
-        rows = read("frozenlake")
-        seed = min(int(r["seed"]) for r in rows)
-        budgets = sorted({int(r["episodes"]) for r in rows})
-        fig, axes = plt.subplots(len(budgets), 3, figsize=(10, 3.2 * len(budgets)))
-        for row_axes, episodes in zip(np.atleast_2d(axes), budgets):
-            mine = [r for r in rows if int(r["seed"]) == seed and int(r["episodes"]) == episodes]
-            n_states = max(int(r["state"]) for r in mine) + 1
-            q, qs = np.zeros((n_states, 4)), np.zeros((n_states, 4))
-            for r in mine:
-                q[int(r["state"]), int(r["action"])], qs[int(r["state"]), int(r["action"])] = float(r["q"]), float(r["q_star"])
-            side = int(np.sqrt(n_states))
-            grids = [(q.max(axis=1), f"max_a Q after {episodes:,} episodes"), (qs.max(axis=1), "max_a Q* (value iteration)"),
-                     (q.max(axis=1) - qs.max(axis=1), "difference")]
-            for ax, (values, title) in zip(row_axes, grids):
-                diff = title == "difference"
-                image = ax.imshow(values.reshape(side, side), cmap="RdBu" if diff else "viridis",
-                                  vmin=-0.3 if diff else 0, vmax=0.3 if diff else 1)
-                for k, value in enumerate(values):
-                    ax.text(k % side, k // side, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                            color="black" if diff or value > 0.5 else "white")
-                ax.set_title(title, fontsize=9)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                fig.colorbar(image, ax=ax, fraction=0.046)
-        fig.suptitle(f"q_learning_frozenlake.py, slippery 4x4, seed {seed}: the learned values against Q* (γ = 0.99)")
-        fig.tight_layout()
-        written.append(os.path.join(out_dir, "frozenlake_q_vs_q_star.png"))
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(plot_frozenlake(read("frozenlake"), os.path.join(out_dir, "frozenlake_q_vs_q_star.png"), plt))
     return written
+
+
+def plot_frozenlake(rows, out, plt):
+    """V = max_a Q, V* = max_a Q* and V - V* on the map, one row per training budget. Holes and the goal
+    (terminal: every value 0) are drawn as such; each V - V* panel has a symmetric colour scale of its own, from
+    its largest |V - V*|, and a box around each state whose greedy action is not optimal under Q*."""
+    from gymnasium.envs.toy_text.frozen_lake import MAPS
+    from matplotlib.patches import Rectangle
+    seed = min(int(r["seed"]) for r in rows)
+    budgets = sorted({int(r["episodes"]) for r in rows})
+    fig, axes = plt.subplots(len(budgets), 3, figsize=(11, 3.4 * len(budgets) + 0.6), squeeze=False)
+    for row_axes, episodes in zip(axes, budgets):
+        mine = [r for r in rows if int(r["seed"]) == seed and int(r["episodes"]) == episodes]
+        n_states = max(int(r["state"]) for r in mine) + 1
+        q, qs = np.zeros((n_states, 4)), np.zeros((n_states, 4))
+        for r in mine:
+            q[int(r["state"]), int(r["action"])], qs[int(r["state"]), int(r["action"])] = float(r["q"]), float(r["q_star"])
+        side = int(np.sqrt(n_states))
+        desc = "".join(MAPS[f"{side}x{side}"])  # measure_frozenlake trains on the script's default map
+        terminal = [k for k in range(n_states) if desc[k] in "HG"]
+        # the greedy action of Q is optimal when Q* of it is Q*'s max (Q* has ties: left and right in state 6)
+        not_optimal = [k for k in range(n_states) if k not in terminal and qs[k, q[k].argmax()] < qs[k].max() - 1e-9]
+        diff = q.max(axis=1) - qs.max(axis=1)
+        scale = max(float(np.abs(diff).max()), 1e-3)
+        grids = [(q.max(axis=1), f"V = max_a Q after {episodes:,} episodes", "viridis", 0, 1),
+                 (qs.max(axis=1), "V* = max_a Q* (value iteration)", "viridis", 0, 1),
+                 (diff, f"V − V* after {episodes:,} episodes\n(colour scale ±{scale:.3f}; boxed: greedy action not optimal,"
+                        f" {len(not_optimal)} of {n_states - len(terminal)})", "RdBu", -scale, scale)]
+        for col, (ax, (values, title, cmap, vmin, vmax)) in enumerate(zip(row_axes, grids)):
+            image = ax.imshow(values.reshape(side, side), cmap=cmap, vmin=vmin, vmax=vmax)
+            for k, value in enumerate(values):
+                x, y = k % side, k // side
+                if k in terminal:
+                    hole = desc[k] == "H"
+                    ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor="#d9d9d9" if hole else "#ffd54f",
+                                           edgecolor="white", hatch="///" if hole else None, linewidth=0))
+                    ax.text(x, y, "hole" if hole else "goal", ha="center", va="center", fontsize=8, weight="bold",
+                            color="black", bbox=dict(facecolor="white", edgecolor="none", pad=1, alpha=0.8) if hole else None)
+                    continue
+                shade = (value - vmin) / (vmax - vmin)
+                light = (abs(value) / scale < 0.6) if cmap == "RdBu" else shade > 0.55
+                ax.text(x, y, f"{value:+.3f}" if cmap == "RdBu" else f"{value:.2f}", ha="center", va="center",
+                        fontsize=8, color="black" if light else "white")
+                if desc[k] == "S":
+                    ax.text(x - 0.45, y - 0.45, "start", ha="left", va="top", fontsize=6, color="black" if light else "white")
+                if cmap == "RdBu" and k in not_optimal:
+                    ax.add_patch(Rectangle((x - 0.46, y - 0.46), 0.92, 0.92, fill=False, edgecolor="black", linewidth=2))
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks(range(side))
+            ax.set_yticks(range(side))
+            ax.tick_params(labelsize=7, length=0)
+            ax.set_xlabel("column", fontsize=8)
+            if col == 0:
+                ax.set_ylabel("row", fontsize=8)
+            bar = fig.colorbar(image, ax=ax, fraction=0.046)
+            bar.ax.tick_params(labelsize=7)
+            bar.set_label("V − V* (discounted return)" if cmap == "RdBu" else "expected discounted return", fontsize=7)
+    fig.suptitle(f"q_learning_frozenlake.py, slippery 4x4, seed {seed}: state values V(s) = max_a Q(s, a) learned with "
+                 f"the default schedules\nagainst the optimum V* = max_a Q* (γ = 0.99, value iteration on the env's "
+                 f"transitions; reward 1 at the goal, holes and goal are terminal)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
 
 
 def main(argv=None):
