@@ -160,7 +160,42 @@ def plot_lecture_criterion(curves_dir, out, bar=195.0, by_episode=200):
     return out
 
 
-def plot_frozenlake(curves_dir, out, summary_path):
+def epsilon_greedy_optimum(epsilons, gamma=0.99):
+    """Success within the time limit of slippery FrozenLake-v1 4x4 when the gamma-optimal policy is played
+    epsilon-greedily (with probability epsilon a uniform random action, as the script trains), for each epsilon:
+    dynamic programming over the env's own transition table, as the script's exact_success_probability."""
+    import gymnasium as gym
+    env = gym.make("FrozenLake-v1")
+    P, steps, start = env.unwrapped.P, env.spec.max_episode_steps, env.unwrapped.initial_state_distrib
+    env.close()
+    n_states, n_actions = len(P), len(P[0])
+
+    def backup(values, success_only):  # [s, a]: sum over the slides of p (r + (not terminal) * values[s'])
+        return np.array([[sum(p * (r + (not term) * (1 if success_only else gamma) * values[s2]) for p, s2, r, term in P[s][a])
+                          for a in range(n_actions)] for s in range(n_states)])
+
+    q = np.zeros((n_states, n_actions))
+    for _ in range(2_000):  # value iteration: Q* of the discounted MDP, its greedy policy
+        q = backup(q.max(axis=1), False)
+    policy = q.argmax(axis=1)
+    result = []
+    for epsilon in epsilons:
+        success = np.zeros(n_states)
+        for _ in range(steps):
+            by_action = backup(success, True)
+            success = (1 - epsilon) * by_action[np.arange(n_states), policy] + epsilon * by_action.mean(axis=1)
+        result.append(float(start @ success))
+    return np.array(result)
+
+
+def plot_frozenlake(curves_dir, out, summary_path, best=0.7442, gamma_optimal=0.7402, start_e=1.0, end_e=0.1,
+                    exploration_fraction=0.5):
+    """Left: the training episodes' success (each seed's mean of its last 100 episodes) with the epsilon schedule
+    of the script's defaults (start_e, end_e, exploration_fraction of the run), so the rise that ends where epsilon
+    reaches its floor can be read off. Right: the greedy policy at the end from summary.json, per seed and mean
+    [95% CI] for each seed group, on a y-range narrow enough to tell apart the two DP optima of slippery 4x4 within
+    100 steps: `best` (the best achievable, a policy that may change with the steps left) and `gamma_optimal` (what
+    the gamma = 0.99-optimal stationary policy gets)."""
     path = curve_files(curves_dir, "FrozenLake-v1").get("q_learning_frozenlake")  # the defaults' curve
     if path is None:
         return None
@@ -168,24 +203,70 @@ def plot_frozenlake(curves_dir, out, summary_path):
     end = max(steps.max() for steps, *_ in data.values())
     grid = np.linspace(end / 100, end, 100)
     mean, lo, hi, n = mean_and_band(data, grid)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(grid, mean, color="tab:blue", label=f"training episodes, epsilon-greedy ({n} seeds)")
+    fig, (ax, ax_end) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [2.1, 1]})
+    ax.plot(grid, mean, color="tab:blue", linewidth=2,
+            label=f"training episodes (ε-greedy): success rate of the last 100, mean over {n} seeds, 95% bootstrap band")
     ax.fill_between(grid, lo, hi, color="tab:blue", alpha=0.2)
-    ax.axhline(0.7442, color="black", linestyle="--", linewidth=1, label="best achievable within 100 steps (DP): 0.744")
-    ax.axhline(0.7402, color="gray", linestyle=":", linewidth=1, label="the γ = 0.99-optimal policy (DP): 0.740")
+    floor_at = exploration_fraction * end
+    episodes = np.linspace(0, end, 400)
+    ax.plot(episodes, start_e + np.minimum(episodes / floor_at, 1.0) * (end_e - start_e), color="tab:gray", linestyle="--",
+            linewidth=1.2, label=f"ε, the exploration rate: {start_e:g} → {end_e:g} linearly over the first "
+                                 f"{exploration_fraction:g} of the run, then {end_e:g}")
+    at = np.append(np.linspace(0, floor_at, 26), end)  # epsilon is linear up to floor_at, then constant
+    ax.plot(at, epsilon_greedy_optimum(start_e + np.minimum(at / floor_at, 1.0) * (end_e - start_e)), color="tab:purple",
+            linestyle="-.", linewidth=1.2, label="the γ-optimal policy played ε-greedily with this ε (DP)")
+    ax.axhspan(gamma_optimal, best, color="tab:green", alpha=0.6,
+               label=f"the DP optima, {gamma_optimal:.3f} and {best:.3f} (told apart on the right)")
+    ax.axvline(floor_at, color="black", linestyle=":", linewidth=1)
+    at_floor = float(np.interp(floor_at, grid, mean))
+    ax.annotate(f"episode {floor_at:,.0f}: ε reaches its floor {end_e:g} (--exploration-fraction {exploration_fraction:g}"
+                f"\nof {end:,.0f} episodes). The jump before it is ε falling (fewer random\nsteps into holes): the training "
+                f"success follows the optimal policy\nplayed ε-greedily (dash-dot) and stays flat from here on",
+                xy=(floor_at, at_floor), xytext=(floor_at + 0.05 * end, 0.53), fontsize=8,
+                arrowprops=dict(arrowstyle="->", color="black", linewidth=0.8))
+    ax.set_xlabel("training episodes")
+    ax.set_ylabel("success rate (reaching the goal), or ε")
+    ax.set_xlim(0, end * 1.01)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
+    ax.set_title("training: the ε-greedy episodes themselves", fontsize=10)
+
+    ax_end.axhline(best, color="black", linestyle="--", linewidth=1.2,
+                   label=f"best achievable within 100 steps (DP): {best:.4f}")
+    ax_end.axhline(gamma_optimal, color="tab:orange", linestyle="-", linewidth=1.5,
+                   label=f"the γ = 0.99-optimal policy (DP): {gamma_optimal:.4f}")
+    greedy = []
     if os.path.exists(summary_path):
         with open(summary_path) as f:
             greedy = [s for s in json.load(f) if s["script"] == "q_learning_frozenlake.py" and s.get("flags_tag", "defaults") == "defaults"]
-        for s, marker in zip(greedy, "os"):
-            ax.errorbar(end * 1.02, s["final"]["mean"], yerr=[[s["final"]["mean"] - s["final"]["ci95"][0]],
-                        [s["final"]["ci95"][1] - s["final"]["mean"]]], fmt=marker, color="tab:red", capsize=3,
-                        label=f"greedy policy at the end, seeds {s['seeds']}: {s['final']['mean']:.3f}")
-    ax.set_xlabel("training episodes")
-    ax.set_ylabel("success rate (reaching the goal)")
-    ax.set_ylim(0, 0.85)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("q_learning_frozenlake.py, slippery 4x4: mean over seeds, 95% bootstrap band")
+    shown = [gamma_optimal, best]
+    jitter = np.random.default_rng(0)
+    for x, s in enumerate(greedy):
+        finals = [p["final"] for p in s.get("per_seed", [])]
+        if finals:
+            ax_end.scatter(x + jitter.uniform(-0.15, 0.15, len(finals)), finals, s=14, color="tab:red", alpha=0.45,
+                           linewidths=0, label="one seed: success over 10,000 evaluation episodes" if x == 0 else None)
+            shown += finals
+        m, (c_lo, c_hi) = s["final"]["mean"], s["final"]["ci95"]
+        ax_end.errorbar(x + 0.3, m, yerr=[[m - c_lo], [c_hi - m]], fmt="D", color="tab:red", markeredgecolor="black",
+                        capsize=4, label="mean over seeds, 95% bootstrap CI" if x == 0 else None)
+        ax_end.annotate(f"{m:.4f}\n[{c_lo:.4f}, {c_hi:.4f}]", (x + 0.36, m), xytext=(4, 0), textcoords="offset points",
+                        fontsize=7, va="center", bbox=dict(facecolor="white", edgecolor="none", pad=1, alpha=0.85))
+        shown += [c_lo, c_hi]
+    ax_end.set_xticks(range(len(greedy)), [f"seeds {s['seeds']}" for s in greedy])
+    exact = [f"{sum(abs(p['kept'] - gamma_optimal) < 1e-4 for p in s.get('per_seed', []))}/{len(s.get('per_seed', []))}"
+             for s in greedy]
+    ax_end.set_xlim(-0.5, max(len(greedy), 1) - 0.5 + 0.4)
+    pad = 0.25 * (max(shown) - min(shown))
+    ax_end.set_ylim(min(shown) - pad, max(shown) + pad)
+    ax_end.set_ylabel("success rate (fraction of episodes reaching the goal)")
+    ax_end.grid(alpha=0.3, axis="y")
+    ax_end.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
+    ax_end.set_title(f"after {end:,.0f} episodes: the greedy policy (zoom)"
+                     + (f"\nexact success (DP): {gamma_optimal:.4f} on {' and '.join(exact)} seeds" if greedy else ""),
+                     fontsize=10)
+    fig.suptitle("q_learning_frozenlake.py, slippery FrozenLake 4x4 (100-step limit), default flags")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
