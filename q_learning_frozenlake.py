@@ -263,8 +263,9 @@ def train(env, episodes, learning_rate=0.1, anneal_lr=True, gamma=0.99, start_e=
 def evaluation_seed(seed, stream):
     """Seed of evaluation stream `stream` (1: the simulated episodes, 2, 3, ...: the recorded ones) of
     training seed `seed`: seed + stream * 2**32. numpy's SeedSequence reads an int as its 32-bit words,
-    low word first, so this is the entropy [seed, stream]; training uses [seed] (one word, as --seed is
-    below 2**32). So no two training seeds, and no training and evaluation, share a random stream."""
+    low word first, so this is the entropy [seed, stream]; training's streams are children spawned from
+    SeedSequence(seed) and an env seed below 2**31 (random_streams). So no two training seeds, and no
+    training and evaluation, share a random stream."""
     return seed + stream * 2**32
 
 
