@@ -279,15 +279,31 @@ def update_target_network(target_network, q_network, tau):
         target_param.data.copy_(tau * param.data + (1 - tau) * target_param.data)
 
 
+AGENT_STREAM, ENV_STREAM, TORCH_STREAM, EVAL_STREAM = range(4)  # children of SeedSequence(--seed)
+
+
+def random_streams(seed, num_envs):
+    """Everything random in a run comes from children of one SeedSequence(seed), so no two streams coincide:
+    default_rng(seed) is also the stream an env seeded with `seed` would draw from (gymnasium seeds the same way).
+
+    Returns the agent's generator (exploration, replay sampling), the training envs' seed and torch's seed
+    (the networks' initial weights). Env i of the vector gets env_seed + i, so the seed is reduced below
+    2**30 - num_envs: every training game stays below EVAL_SEEDS_FROM, apart from all evaluation games.
+    The evaluation's epsilon draws come from the fourth child (eval_rng)."""
+    agent_ss, env_ss, torch_ss, _ = np.random.SeedSequence(seed).spawn(4)
+    return (np.random.default_rng(agent_ss), int(env_ss.generate_state(1)[0]) % (EVAL_SEEDS_FROM - num_envs),
+            int(torch_ss.generate_state(1)[0]))
+
+
 def train(args, envs, q_network, device, logs):
-    rng = np.random.default_rng(args.seed)
+    rng, env_seed, _ = random_streams(args.seed, args.num_envs)
     n_actions = envs.single_action_space.n
     target_network = copy.deepcopy(q_network)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps)
     rb = ReplayBuffer(args.buffer_size, args.num_envs, rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
 
-    obs, infos = envs.reset(seed=args.seed)
+    obs, infos = envs.reset(seed=env_seed)
     prev_lives, episode_start = infos["lives"], np.ones(args.num_envs, dtype=bool)
     # a log episode is a whole game over all lives, with the real (unclipped) score papers report
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
@@ -361,10 +377,16 @@ def eval_seed(seed, game):
     """Env seed of evaluation game `game` of training seed `seed`: 2**30 + 1,000 seed + game.
 
     ALE seeds are non-negative 32-bit C++ ints (a negative one draws a random start, measured here) and training
-    uses seed .. seed + num_envs - 1, far below 2**30: so each training seed owns 1,000 evaluation games that no
+    envs get seeds below 2**30 (random_streams): so each training seed owns 1,000 evaluation games that no
     other seed and no training game plays. --seed up to 1,000,000 keeps them below 2**31.
     """
     return EVAL_SEEDS_FROM + EVAL_GAMES_PER_SEED * seed + game
+
+
+def eval_rng(seed, game):
+    """The epsilon draws of evaluation game `game` alone: child `game` of random_streams' fourth child, the
+    same generator whether 1 or 30 games are asked for."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(EVAL_STREAM, game)))
 
 
 def evaluate(q_network, args, device, video_path=None):
@@ -380,7 +402,7 @@ def evaluate(q_network, args, device, video_path=None):
     try:
         returns, lengths = np.zeros(args.eval_episodes), np.zeros(args.eval_episodes, dtype=int)
         for game in range(args.eval_episodes):
-            rng = np.random.default_rng([args.seed, game])  # the epsilon draws of this game alone
+            rng = eval_rng(args.seed, game)
             obs, _ = env.reset(seed=eval_seed(args.seed, game))
             if video_path and game == 0:
                 video_env = make_envs(args, 1, training=False, max_num_frames_per_episode=args.eval_max_frames,
@@ -629,8 +651,7 @@ def main(argv=None):
         except ImportError:
             fail("--capture-video needs imageio-ffmpeg, which comes with moviepy: pip install moviepy")
     run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(random_streams(args.seed, args.num_envs)[2])  # the networks' initial weights
     torch.backends.cudnn.deterministic = args.torch_deterministic
     if args.cuda and not torch.cuda.is_available():
         print("note: --cuda given but no GPU is available; running on the CPU", file=sys.stderr)

@@ -1644,3 +1644,39 @@ def test_atari_ctrl_c_stops_cleanly_with_logs_and_model(atari, tmp_path, monkeyp
     assert rows and all(row["epsilon"] for row in rows)  # complete rows, the file closed cleanly
     assert (run_dir / "dqn_atari.pt").exists() and not (run_dir / "eval.json").exists()
     assert made == {"made": 1, "closed": 1}
+
+
+def test_atari_random_streams_are_independent_and_train_uses_them(atari, tmp_path, monkeypatch):
+    """The agent's draws are neither default_rng(seed)'s nor those of the stream the envs are seeded with
+    (default_rng(s) is what an env reset with seed s draws from), training envs stay below the evaluation seeds,
+    and the real loop acts from random_streams' agent generator and resets the envs with its env seed."""
+    for seed, num_envs in [(0, 1), (1, 1), (1, 8), (atari.MAX_SEED, 64)]:
+        rng, env_seed, torch_seed = atari.random_streams(seed, num_envs)
+        first = rng.random(16)
+        assert not np.array_equal(first, np.random.default_rng(seed).random(16))
+        assert not np.array_equal(first, np.random.default_rng(env_seed).random(16))
+        assert env_seed != seed and 0 <= env_seed and env_seed + num_envs - 1 < atari.eval_seed(0, 0)
+        assert torch_seed not in (seed, env_seed)
+        again = atari.random_streams(seed, num_envs)
+        assert again[1:] == (env_seed, torch_seed) and np.array_equal(again[0].random(16), first)
+    assert atari.eval_rng(1, 0).random() != np.random.default_rng([1, 0]).random()
+
+    reset_seeds, actions = [], []
+
+    def on_reset(training, seed, out):
+        if training:
+            reset_seeds.append(seed)
+
+    def on_step(training, a, out):
+        if training:
+            actions.append(a.tolist())
+    _atari_wrap_envs(atari, monkeypatch, on_step, on_reset)
+    monkeypatch.chdir(tmp_path)
+    _atari_main(atari, "--seed", 3, "--num-envs", 2, "--total-timesteps", 100, "--learning-starts", 10**6, "--end-e", 1,
+                "--buffer-size", 100, "--batch-size", 2, "--eval-episodes", 1, "--eval-max-frames", 40, "--no-save-model")
+    rng, env_seed, _ = atari.random_streams(3, 2)
+    expected = []
+    for _ in range(50):  # epsilon 1 at the start: each iteration draws the random actions, then the explore coins
+        expected.append(rng.integers(0, 4, size=2).tolist())
+        rng.random(2)
+    assert reset_seeds == [env_seed] and actions == expected
