@@ -1331,25 +1331,36 @@ class _TinyQNetwork(torch.nn.Module):
 def test_atari_gradient_steps_and_target_updates_at_the_rate_the_flags_promise(atari, num_envs, train_frequency,
                                                                                expected, tmp_path, monkeypatch):
     """2,400 env steps in the real loop: --train-frequency and --target-network-frequency count env steps summed
-    over envs, whatever --num-envs (issue 9's table: 800, 800 and 300 gradient steps before the fix)."""
-    counts = {"gradient steps": 0, "target updates": 0}
+    over envs, whatever --num-envs (issue 9's table: 800, 800 and 300 gradient steps before the fix). Each
+    multiple m of a frequency is one gradient step (target update) in the vector step that plays env step m,
+    the one starting at global step m // num_envs * num_envs: the exact list of steps, not only the totals
+    (a window shifted by one env step has the same totals)."""
+    seen = {"gradient steps": [], "target updates": []}
     monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)  # the real loop, a network cheap enough for 1,200 steps
     original_td_target, original_update = atari.compute_td_target, atari.update_target_network
+    env_steps = [0]
 
-    def counting_td_target(*a, **k):
-        counts["gradient steps"] += 1
+    def on_step(training, actions, out):
+        env_steps[0] += training
+
+    def recording_td_target(*a, **k):  # the vector step just played started at global step (calls - 1) * num_envs
+        seen["gradient steps"].append((env_steps[0] - 1) * num_envs)
         return original_td_target(*a, **k)
 
-    def counting_update(*a, **k):
-        counts["target updates"] += 1
+    def recording_update(*a, **k):
+        seen["target updates"].append((env_steps[0] - 1) * num_envs)
         return original_update(*a, **k)
-    monkeypatch.setattr(atari, "compute_td_target", counting_td_target)
-    monkeypatch.setattr(atari, "update_target_network", counting_update)
+    _atari_wrap_envs(atari, monkeypatch, on_step)
+    monkeypatch.setattr(atari, "compute_td_target", recording_td_target)
+    monkeypatch.setattr(atari, "update_target_network", recording_update)
     monkeypatch.chdir(tmp_path)
     _atari_main(atari, "--num-envs", num_envs, "--train-frequency", train_frequency, "--target-network-frequency", 100,
                 "--total-timesteps", 2400, "--learning-starts", 0, "--buffer-size", 64, "--batch-size", 2,
                 "--start-e", 1, "--end-e", 1, "--eval-episodes", 1, "--eval-max-frames", 40, "--no-save-model")
-    assert counts == {"gradient steps": expected, "target updates": 24}
+    vector_step_of = lambda m: m // num_envs * num_envs  # noqa: E731
+    assert seen["gradient steps"] == [vector_step_of(m) for m in range(0, 2400, train_frequency)]
+    assert seen["target updates"] == [vector_step_of(m) for m in range(0, 2400, 100)]
+    assert (len(seen["gradient steps"]), len(seen["target updates"])) == (expected, 24)
 
 
 def test_atari_budget_is_rounded_up_to_whole_vector_steps(atari, capsys):
