@@ -489,17 +489,47 @@ def check_args(args):
         args.total_timesteps = rounded
 
 
-def check_memory(buffer_size):
-    """Refuse a buffer that cannot fit in RAM now, instead of being killed by the OOM killer hours later."""
-    need = ReplayBuffer.bytes_needed(buffer_size)
+# Memory a run needs, per unit of each size flag, so a run that cannot fit is refused before it starts.
+ENV_BYTES = 4_000_000  # one emulator and its thread: measured 3.5 MB for 1 env, 1.7 MB each for 16
+BATCH_ROW_BYTES = 600_000  # one row of a gradient step (stacks, floats, activations): measured 510-560 KB
+BASE_BYTES = 400_000_000  # Python, torch and ale-py loaded, the networks and Adam: measured 0.36 GB
+
+
+def memory_needs(args, device):
+    """Bytes of RAM (and of GPU memory: the batch's part with --cuda) each size flag's value takes."""
+    host = {"buffer_size": ReplayBuffer.bytes_needed(args.buffer_size // args.num_envs * args.num_envs),
+            "num_envs": args.num_envs * ENV_BYTES}
+    gpu = {"batch_size": args.batch_size * BATCH_ROW_BYTES}
+    return (host, gpu) if device.type == "cuda" else ({**host, **gpu}, {})
+
+
+def available_memory(device):
+    """Bytes free now: MemAvailable of the host, or of the GPU with a cuda device; None where we cannot ask."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
     try:
         with open("/proc/meminfo") as f:
-            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
     except (OSError, StopIteration):
-        return  # not Linux: no cheap way to ask
-    if need > available:
-        fail(f"--buffer-size {buffer_size} needs {need / 1e9:.1f} GB of RAM but only {available / 1e9:.1f} GB "
-             f"is available; pass a smaller --buffer-size (about {int(available * 0.8 / (need / buffer_size)):,} fits)")
+        return None  # not Linux: no cheap way to ask
+
+
+def check_memory(args, device):
+    """Refuse sizes that cannot fit in memory now, instead of being killed by the OOM killer hours later:
+    one line naming the flag that takes the most and the value of it that would fit beside the others."""
+    host, gpu = memory_needs(args, device)
+    for needs, where, base in [(host, torch.device("cpu"), BASE_BYTES), (gpu, device, 0)]:
+        available = available_memory(where) if needs else None
+        if available is None or base + sum(needs.values()) <= available:
+            continue
+        name = max(needs, key=needs.get)
+        per_unit = needs[name] / getattr(args, name)
+        room = 0.8 * available - base - sum(v for k, v in needs.items() if k != name)  # 20% kept for the rest
+        fits = f"about {int(room / per_unit):,} fits" if room >= per_unit else "it does not fit even at 1"
+        memory = "GPU memory" if where.type == "cuda" else "RAM"
+        sizes = ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)}: {v / 1e9:.1f} GB" for k, v in needs.items())
+        fail(f"this run needs {(base + sum(needs.values())) / 1e9:.1f} GB of {memory} ({sizes}) but only "
+             f"{available / 1e9:.1f} GB is available; pass a smaller --{name.replace('_', '-')} ({fits})")
 
 
 class Logs:
@@ -605,7 +635,7 @@ def evaluate_saved_model(args, device, video_dir):
 
 
 def train_and_evaluate(args, device, run_name, video_dir):
-    check_memory(args.buffer_size)
+    check_memory(args, device)
     run_dir = os.path.join("runs", run_name)
     model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
     envs = make_envs(args, args.num_envs)

@@ -1691,3 +1691,31 @@ def test_atari_random_streams_are_independent_and_train_uses_them(atari, tmp_pat
         expected.append(rng.integers(0, 4, size=2).tolist())
         rng.random(2)
     assert reset_seeds == [env_seed] and actions == expected
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--buffer-size", 2_000_000], "--buffer-size"), (["--num-envs", 4_000, "--buffer-size", 40_000], "--num-envs"),
+    (["--batch-size", 20_000, "--buffer-size", 100_000], "--batch-size"),
+    (["--buffer-size", 1_000_000, "--batch-size", 5_000], "--buffer-size"),  # the batch's 3 GB leave less room
+])
+def test_atari_sizes_that_do_not_fit_in_memory_are_refused_naming_one_that_fits(atari, flags, named, tmp_path,
+                                                                              monkeypatch, capsys):
+    """With 10 GB available: the buffer (7 KB a transition), the envs (4 MB each) and the batch (600 KB a row) each
+    count; the flag that takes the most is named with a size that fits, and that size is accepted."""
+    monkeypatch.setattr(atari, "available_memory", lambda device: 10 * 10**9)
+    monkeypatch.setattr(atari, "make_envs", lambda *a, **k: pytest.fail("the run started: it was not refused"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *flags)
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    fits = int(re.search(rf"pass a smaller {named} \(about ([\d,]+) fits\)$", line).group(1).replace(",", ""))
+    assert line.startswith("error: this run needs ") and "of RAM" in line and "10.0 GB is available" in line
+    args = atari.parse_args([str(x) for x in flags])
+    setattr(args, named[2:].replace("-", "_"), fits)
+    atari.check_memory(args, torch.device("cpu"))  # the size it names fits beside the other sizes
+    unit = atari.memory_needs(args, torch.device("cpu"))[0][named[2:].replace("-", "_")] / fits
+    setattr(args, named[2:].replace("-", "_"), fits + int(0.25 * 10 * 10**9 / unit))  # 2.5 GB more
+    with pytest.raises(SystemExit):  # and is not needlessly small: 20% are kept for the rest
+        atari.check_memory(args, torch.device("cpu"))
+    assert not (tmp_path / "runs").exists()

@@ -33,8 +33,8 @@ def main():
     spec = importlib.util.spec_from_file_location("dqn_atari", os.path.join(ROOT, "dqn_atari.py"))
     dqn = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dqn)
-    args = dqn.parse_args(["--num-envs", "1"])
-    dqn.check_memory(a.buffer_size)
+    args = dqn.parse_args(["--num-envs", "1", "--buffer-size", str(a.buffer_size)])
+    dqn.check_memory(args, dqn.torch.device("cpu"))
 
     envs = dqn.make_envs(args, 1)
     rng = np.random.default_rng(0)
