@@ -22,11 +22,14 @@ Lecture 03's names (its DQN code, Parts 3-5) and this file's:
   target_update_freq                 --target-network-frequency, update_target_network()
 """
 import argparse
+import contextlib
 import copy
 import csv
 import json
 import math
 import os
+import shutil
+import signal
 import sys
 import time
 from collections import deque
@@ -436,13 +439,14 @@ def write_video(frames, path):
     """An mp4 of exactly these frames, 15 per second (60 fps / frame skip 4). imageio-ffmpeg comes with moviepy;
     moviepy's own writer drops the last frame of some lengths (101 frames at 15 fps give 100)."""
     import imageio_ffmpeg  # only when a video is asked for
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    height, width = frames[0].shape[:2]
-    writer = imageio_ffmpeg.write_frames(path, (width, height), fps=15, macro_block_size=1)  # 210 rows: no resize
-    writer.send(None)  # start ffmpeg
-    for frame in frames:
-        writer.send(np.ascontiguousarray(frame))
-    writer.close()
+    with writing(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        height, width = frames[0].shape[:2]
+        writer = imageio_ffmpeg.write_frames(path, (width, height), fps=15, macro_block_size=1)  # 210 rows: no resize
+        writer.send(None)  # start ffmpeg
+        for frame in frames:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
     print(f"video saved to {path}")
 
 
@@ -451,6 +455,47 @@ def fail(message):
     """Bad input ends the run with one line and exit code 2, as argparse does, never with a traceback."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+class CannotWrite(Exception):
+    """A file of the run cannot be written (no space, no permission): main() ends the run in one line, exit 1."""
+
+
+@contextlib.contextmanager
+def writing(path):
+    try:
+        yield
+    except OSError as e:
+        raise CannotWrite(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def create_run_dir(run_name):
+    """runs/<run_name>, or runs/<run_name>_2, _3, ... when a run of the same name (same second) made it first."""
+    for n in range(1, 10_000):
+        name = run_name if n == 1 else f"{run_name}_{n}"
+        path = os.path.join("runs", name)
+        with writing(path):
+            try:
+                os.makedirs(path, exist_ok=False)
+                return name
+            except FileExistsError:
+                pass  # taken: the next suffix
+    raise CannotWrite(f"cannot write runs/{run_name}: 10,000 runs of this name already")
+
+
+def write_file(path, write):
+    """write(f) into path + '.tmp', then rename: a file that cannot be finished never replaces the one before."""
+    with writing(path):
+        try:
+            with open(path + ".tmp", "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(path + ".tmp", path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(path + ".tmp")
+            raise
 
 
 def check_args(args):
@@ -536,26 +581,33 @@ class Logs:
     """runs/<run_name>/: args.json, episodes.csv, train.csv (eval.json: main); a progress line on stdout."""
 
     def __init__(self, run_dir, args, train_log_every=1_000):
-        os.makedirs(run_dir, exist_ok=True)
-        with open(os.path.join(run_dir, "args.json"), "w") as f:
-            json.dump({**vars(args), "script": SCRIPT}, f, indent=2)  # --eval-model reads it back
+        self.run_dir = run_dir
+        self.episodes_path, self.train_path = os.path.join(run_dir, "episodes.csv"), os.path.join(run_dir, "train.csv")
+        write_file(os.path.join(run_dir, "args.json"),  # --eval-model reads it back
+                   lambda f: f.write(json.dumps({**vars(args), "script": SCRIPT}, indent=2).encode()))
         # line-buffered: a run's curve can be plotted while it goes
-        self.episodes_file = open(os.path.join(run_dir, "episodes.csv"), "w", newline="", buffering=1)
-        self.train_file = open(os.path.join(run_dir, "train.csv"), "w", newline="", buffering=1)
+        with writing(self.episodes_path):
+            self.episodes_file = open(self.episodes_path, "w", newline="", buffering=1)
+        with writing(self.train_path):
+            self.train_file = open(self.train_path, "w", newline="", buffering=1)
         self.episodes_csv, self.train_csv = csv.writer(self.episodes_file), csv.writer(self.train_file)
-        self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon"])
-        self.train_csv.writerow(["global_step", "loss", "q_values", "sps"])
+        with writing(self.episodes_path):
+            self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon"])
+        with writing(self.train_path):
+            self.train_csv.writerow(["global_step", "loss", "q_values", "sps"])
         print_every = min(10_000, max(1, math.ceil(args.total_timesteps / 10)))  # every 10% and every 10,000 steps
         self.total, self.train_log_every, self.print_every = args.total_timesteps, train_log_every, print_every
         self.next_train_log, self.next_print, self.start_time = 0, print_every, time.time()
 
     def episode(self, global_step, episodic_return, episodic_length, epsilon):
-        self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4)])
+        with writing(self.episodes_path):
+            self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4)])
 
     def train_step(self, global_step, loss, q_taken):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
             sps = global_step / max(time.time() - self.start_time, 1e-9)
-            self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), int(sps)])
+            with writing(self.train_path):
+                self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), int(sps)])
             self.next_train_log = global_step + self.train_log_every
 
     def progress(self, global_step, epsilon, recent_returns, start_time):
@@ -574,8 +626,10 @@ class Logs:
         sys.exit(1)
 
     def close(self):
-        self.episodes_file.close()
-        self.train_file.close()
+        for f in (getattr(self, "episodes_file", None), getattr(self, "train_file", None)):
+            with contextlib.suppress(OSError):  # a full disk: the rows written so far stay as they are
+                if f is not None:
+                    f.close()
 
 
 def saved_settings(model_path, known):
@@ -634,9 +688,14 @@ def evaluate_saved_model(args, device, video_dir):
     return returns
 
 
-def train_and_evaluate(args, device, run_name, video_dir):
+def save_model(q_network, path):
+    write_file(path, lambda f: torch.save(q_network.state_dict(), f))
+
+
+def train_and_evaluate(args, device, run_name):
     check_memory(args, device)
-    run_dir = os.path.join("runs", run_name)
+    run_name = create_run_dir(run_name)
+    run_dir, video_dir = os.path.join("runs", run_name), args.capture_video and f"videos/{run_name}"
     model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
     envs = make_envs(args, args.num_envs)
     try:  # the envs are closed on every way out: the end, the NaN stop, Ctrl-C
@@ -647,7 +706,7 @@ def train_and_evaluate(args, device, run_name, video_dir):
             train(args, envs, q_network, device, logs)
         except KeyboardInterrupt:
             if args.save_model:
-                torch.save(q_network.state_dict(), model_path)
+                save_model(q_network, model_path)
             print("interrupted: logs are complete up to here" + (f", model saved to {model_path}" if args.save_model else ""),
                   file=sys.stderr)
             sys.exit(130)
@@ -656,14 +715,13 @@ def train_and_evaluate(args, device, run_name, video_dir):
     finally:
         envs.close()
     if args.save_model:
-        torch.save(q_network.state_dict(), model_path)  # the model the summary reports: the final network
+        save_model(q_network, model_path)  # the model the summary reports: the final network
 
     returns, lengths = evaluate(q_network, args, device, video_dir and os.path.join(video_dir, "eval-game-0.mp4"))
     result = {"model": os.path.basename(model_path) if args.save_model else None, "step": args.total_timesteps,
               "returns": returns.tolist(), "lengths": lengths.tolist(), "mean": returns.mean(), "std": returns.std(),
               "eval_epsilon": args.eval_epsilon}
-    with open(os.path.join(run_dir, "eval.json"), "w") as f:
-        json.dump(result, f, indent=2, allow_nan=False)
+    write_file(os.path.join(run_dir, "eval.json"), lambda f: f.write(json.dumps(result, indent=2, allow_nan=False).encode()))
     files = ["args.json", "episodes.csv", "train.csv", "eval.json"] + ([os.path.basename(model_path)] if args.save_model else [])
     print(f"result: {score(returns)} {args.eval_epsilon}: the final network (step {args.total_timesteps})")
     print(f"files:  {run_dir}/ ({', '.join(files)})")
@@ -692,10 +750,13 @@ def main(argv=None):
         if args.eval_model:
             run_folder = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))
             return evaluate_saved_model(args, device, args.capture_video and f"videos/{run_folder}-eval")
-        return train_and_evaluate(args, device, run_name, args.capture_video and f"videos/{run_name}")
+        return train_and_evaluate(args, device, run_name)
     except KeyboardInterrupt:  # during an evaluation: the emulators are closed by evaluate()
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except CannotWrite as e:  # the files written before stay as they were; every env is closed by now
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

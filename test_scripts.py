@@ -1719,3 +1719,73 @@ def test_atari_sizes_that_do_not_fit_in_memory_are_refused_naming_one_that_fits(
     with pytest.raises(SystemExit):  # and is not needlessly small: 20% are kept for the rest
         atari.check_memory(args, torch.device("cpu"))
     assert not (tmp_path / "runs").exists()
+
+
+class _DiskFull:
+    """Stands in for open() in dqn_atari: files whose name ends with `name` take `room` bytes, then ENOSPC."""
+
+    def __init__(self, name, room):
+        self.name, self.room, self.real_open = name, room, open
+
+    def __call__(self, path, mode="r", *a, **k):
+        f = self.real_open(path, mode, *a, **k)
+        if not str(path).endswith(self.name) or "r" in mode:
+            return f
+        full, real_write = self, f.write
+
+        def write(data):
+            if full.room < len(data):
+                raise OSError(28, "No space left on device")
+            full.room -= len(data)
+            return real_write(data)
+        f.write = write
+        return f
+
+
+@pytest.mark.parametrize("name, room", [("train.csv", 40), ("episodes.csv", 100), ("dqn_atari.pt.tmp", 0),
+                                        ("eval.json.tmp", 0), ("args.json.tmp", 0)])
+def test_atari_a_file_that_cannot_be_written_ends_the_run_in_one_line_leaving_the_rest(atari, name, room, tmp_path,
+                                                                                      monkeypatch, capsys):
+    """No space left, mid-run or at the end: one `error: cannot write <path>: <reason>` line, exit code 1, every
+    env closed, and what was written before is still there, whole (no half-written model replaces nothing)."""
+    made = _atari_wrap_envs(atari, monkeypatch)
+    monkeypatch.setattr(atari, "open", _DiskFull(name, room), raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 1000, "--learning-starts", 900, "--batch-size", 4,
+                    "--train-frequency", 1)
+    assert exit_info.value.code == 1
+    run_dir = only_run_dir(tmp_path)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"error: cannot write runs/{run_dir.name}/{name.removesuffix('.tmp')}: No space left on device"
+    assert made["made"] == made["closed"]
+    if name != "args.json.tmp":
+        assert json.loads((run_dir / "args.json").read_text())["script"] == "dqn_atari.py"
+        rows = read_csv(run_dir / "episodes.csv")
+        assert all(row["epsilon"] for row in rows) and (rows or name == "episodes.csv")
+    if name in ("eval.json.tmp",):  # the model was saved before the evaluation and is still whole
+        atari.load_model(atari.QNetwork(4), str(run_dir / "dqn_atari.pt"))
+    assert not (run_dir / "eval.json").exists() and not list(run_dir.glob("*.tmp"))
+
+
+def test_atari_a_run_folder_that_cannot_be_made_is_one_line_exit_1(tmp_path):
+    (tmp_path / "runs").write_text("a file where the runs folder would be")
+    result = run_script("dqn_atari.py", *ATARI_TINY, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert re.fullmatch(r"error: cannot write runs/BreakoutNoFrameskip-v4__dqn_atari__1__\d+: Not a directory", line)
+    assert (tmp_path / "runs").read_text() == "a file where the runs folder would be"
+
+
+def test_atari_runs_started_in_the_same_second_get_folders_of_their_own(atari, tmp_path, monkeypatch):
+    monkeypatch.setattr(atari.time, "time", lambda: 1_700_000_000.0)
+    monkeypatch.chdir(tmp_path)
+    for _ in range(3):
+        _atari_main(atari, "--total-timesteps", 40, "--learning-starts", 10**6, "--buffer-size", 64,
+                    "--batch-size", 2, "--eval-episodes", 1, "--eval-max-frames", 40)
+    base = "BreakoutNoFrameskip-v4__dqn_atari__1__1700000000"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [base, base + "_2", base + "_3"]
+    for suffix in ["", "_2", "_3"]:  # each run's files in its own folder, none written twice
+        run_dir = tmp_path / "runs" / (base + suffix)
+        assert json.loads((run_dir / "eval.json").read_text())["step"] == 40
+        assert (run_dir / "episodes.csv").read_text().count("global_step") == 1
