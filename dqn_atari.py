@@ -31,6 +31,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections import deque
 
@@ -369,6 +370,8 @@ def train(args, envs, q_network, device, logs):
                 update_target_network(target_network, q_network, args.tau)
 
         logs.progress(global_step + args.num_envs, epsilon, recent_returns, start_time)
+        if Stop.requested:  # SIGTERM: stop here, between two steps, where the logs and the buffer agree
+            raise Terminated(global_step + args.num_envs)
     return global_step + args.num_envs
 
 
@@ -413,6 +416,8 @@ def evaluate(q_network, args, device, video_path=None):
                 frames = [video_env.reset(seed=eval_seed(args.seed, game))[0][0, 0]]
             done = False
             while not done:
+                if Stop.requested:
+                    raise Terminated(None)
                 if rng.random() < args.eval_epsilon:
                     action = rng.integers(env.single_action_space.n)
                 else:
@@ -455,6 +460,24 @@ def fail(message):
     """Bad input ends the run with one line and exit code 2, as argparse does, never with a traceback."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+class Stop:
+    """SIGTERM (`kill`, a scheduler's preemption) only sets this flag; the loops check it once a step, so the run
+    stops between two steps, never halfway through storing one (which a KeyboardInterrupt, raised anywhere, can)."""
+    requested = False
+
+    @staticmethod
+    def request(signum, frame):
+        Stop.requested = True
+
+
+class Terminated(Exception):
+    """The stop SIGTERM asked for, raised between two steps: `step` env steps done (None: in the evaluation)."""
+
+    def __init__(self, step):
+        super().__init__(step)
+        self.step = step
 
 
 class CannotWrite(Exception):
@@ -710,6 +733,12 @@ def train_and_evaluate(args, device, run_name):
             print("interrupted: logs are complete up to here" + (f", model saved to {model_path}" if args.save_model else ""),
                   file=sys.stderr)
             sys.exit(130)
+        except Terminated as stop:
+            if args.save_model:
+                save_model(q_network, model_path)
+            print(f"terminated (SIGTERM): logs are complete up to step {stop.step}"
+                  + (f", model saved to {model_path}" if args.save_model else ""), file=sys.stderr)
+            sys.exit(128 + signal.SIGTERM)
         finally:
             logs.close()
     finally:
@@ -746,6 +775,9 @@ def main(argv=None):
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(1)  # reproducible, and the env threads need the other cores
+    Stop.requested = False
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+    previous_handler = signal.signal(signal.SIGTERM, Stop.request) if in_main_thread else None
     try:
         if args.eval_model:
             run_folder = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))
@@ -754,9 +786,15 @@ def main(argv=None):
     except KeyboardInterrupt:  # during an evaluation: the emulators are closed by evaluate()
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Terminated:  # during an evaluation (training's own stop is handled in train_and_evaluate)
+        print("terminated (SIGTERM) during the evaluation: no eval.json written", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     except CannotWrite as e:  # the files written before stay as they were; every env is closed by now
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == "__main__":

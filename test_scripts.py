@@ -1789,3 +1789,43 @@ def test_atari_runs_started_in_the_same_second_get_folders_of_their_own(atari, t
         run_dir = tmp_path / "runs" / (base + suffix)
         assert json.loads((run_dir / "eval.json").read_text())["step"] == 40
         assert (run_dir / "episodes.csv").read_text().count("global_step") == 1
+
+
+def _atari_popen(tmp_path, *flags, driver=None):
+    """dqn_atari.py (or a driver script that runs its main()) as a user runs it, stdout into a file to poll."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    out = open(tmp_path / "stdout.txt", "a")
+    command = [sys.executable, str(driver or ROOT / "dqn_atari.py"), *map(str, flags)]
+    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, process, timeout=60):
+    start = time.time()
+    while not condition():
+        assert process.poll() is None, f"the run ended first: {process.returncode}, {process.stderr.read()}"
+        assert time.time() - start < timeout, "timed out"
+        time.sleep(0.02)
+
+
+def test_atari_sigterm_stops_cleanly_with_logs_and_model(atari, tmp_path):
+    """A real process, SIGTERM mid-run: exit code 143 and one line saying so, with the step it stopped at; the
+    logs complete up to that step (every row whole), the model saved and loadable, no evaluation."""
+    process = _atari_popen(tmp_path, "--total-timesteps", 40_000, "--learning-starts", 10**6, "--buffer-size", 1000,
+                           "--eval-episodes", 1, "--eval-max-frames", 40)
+    _wait_for(lambda: "step     4000/" in (tmp_path / "stdout.txt").read_text(), process)
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    (line,) = stderr.strip().splitlines()
+    run_dir = only_run_dir(tmp_path)
+    match = re.fullmatch(rf"terminated \(SIGTERM\): logs are complete up to step (\d+), model saved to "
+                         rf"runs/{run_dir.name}/dqn_atari.pt", line)
+    assert match and 4000 <= int(match.group(1)) < 40_000, line
+    rows = read_csv(run_dir / "episodes.csv")
+    assert len(rows) >= 10 and all(row["epsilon"] for row in rows)
+    assert int(rows[-1]["global_step"]) <= int(match.group(1))
+    atari.load_model(atari.QNetwork(4), str(run_dir / "dqn_atari.pt"))
+    assert not (run_dir / "eval.json").exists()
