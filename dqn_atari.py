@@ -28,6 +28,7 @@ import csv
 import json
 import math
 import os
+import pickle
 import shutil
 import signal
 import sys
@@ -90,6 +91,7 @@ def parse_args(argv=None):
     g.add_argument("--loss", choices=["mse", "huber"], default="mse",
                    help="mse is CleanRL's; Nature clipped the error to [-1, 1], which is huber")
     g.add_argument("--max-grad-norm", type=float, default=0.0, help="clip the gradient norm at this value (0: off)")
+    algorithm_flags = [action.dest for action in g._group_actions] + ["seed"]  # what --resume may not change
     g = p.add_argument_group("run and logs")
     g.add_argument("--exp-name", default=SCRIPT[: -len(".py")], help="the run's name in runs/ and of its model file")
     g.add_argument("--seed", type=int, default=1, help=f"seeds training (0 to {MAX_SEED:,}) and, apart, the evaluation")
@@ -98,6 +100,15 @@ def parse_args(argv=None):
     g.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
     g.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="deterministic cuDNN kernels (a GPU)")
+    g.add_argument("--checkpoint-frequency", type=int, default=250_000,
+                   help="env steps between checkpoints that --resume goes on from, and one at a SIGTERM (0: none). "
+                        "A checkpoint holds the networks, Adam, every random generator, the step counter and the "
+                        "buffer (7.1 GB at 1M transitions); ALE cannot save its emulators, so the games in flight "
+                        "restart from a reset on resume, with seeds drawn for that step")
+    g.add_argument("--resume", metavar="RUN_DIR",
+                   help="go on with the run in RUN_DIR (runs/<run_name>) from its last checkpoint to its budget, in "
+                        "the same folder and with its settings; the rows logged after the checkpoint are dropped "
+                        "(that training is redone) and episodes.csv marks each env's first game after it `resumed`")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-episodes", type=int, default=10, help="whole games (all lives) scored at the end")
     g.add_argument("--eval-epsilon", type=float, default=0.05, help="Nature's evaluation epsilon")
@@ -108,9 +119,19 @@ def parse_args(argv=None):
     g.add_argument("--capture-video", action="store_true",
                    help="record the first evaluation game in colour to videos/ (pip install moviepy)")
     args = p.parse_args(argv)
+    if args.eval_model and args.resume:
+        fail("--eval-model and --resume: one or the other")
     if args.eval_model:  # the saving run's settings become the defaults: flags given here still win
         p.set_defaults(**saved_settings(args.eval_model, known=vars(args)))
         args = p.parse_args(argv)
+    if args.resume:  # the run's own settings; a flag given here may change how it runs, not what it computes
+        saved = resume_settings(args.resume)
+        p.set_defaults(**{k: v for k, v in saved.items() if k in vars(args) and k not in ("resume", "capture_video")})
+        args = p.parse_args(argv)
+        for name in algorithm_flags:
+            if getattr(args, name) != saved.get(name):
+                fail(f"--resume {args.resume}: --{name.replace('_', '-')} {getattr(args, name)} would change the run, "
+                     f"which started with {saved.get(name)}; a resumed run keeps the settings that shape its algorithm")
     check_args(args)
     return args
 
@@ -286,35 +307,43 @@ def update_target_network(target_network, q_network, tau):
 AGENT_STREAM, ENV_STREAM, TORCH_STREAM, EVAL_STREAM = range(4)  # children of SeedSequence(--seed)
 
 
-def random_streams(seed, num_envs):
+def random_streams(seed, num_envs, resumed_at=0):
     """Everything random in a run comes from children of one SeedSequence(seed), so no two streams coincide:
     default_rng(seed) is also the stream an env seeded with `seed` would draw from (gymnasium seeds the same way).
 
     Returns the agent's generator (exploration, replay sampling), the training envs' seed and torch's seed
     (the networks' initial weights). Env i of the vector gets env_seed + i, so the seed is reduced below
     2**30 - num_envs: every training game stays below EVAL_SEEDS_FROM, apart from all evaluation games.
-    The evaluation's epsilon draws come from the fourth child (eval_rng)."""
+    The evaluation's epsilon draws come from the fourth child (eval_rng). A run resumed at step n restarts its
+    games from the env child's own child n: fresh games, not those of step 0 again."""
     agent_ss, env_ss, torch_ss, _ = np.random.SeedSequence(seed).spawn(4)
+    if resumed_at:
+        env_ss = np.random.SeedSequence(seed, spawn_key=(ENV_STREAM, resumed_at))
     return (np.random.default_rng(agent_ss), int(env_ss.generate_state(1)[0]) % (EVAL_SEEDS_FROM - num_envs),
             int(torch_ss.generate_state(1)[0]))
 
 
-def train(args, envs, q_network, device, logs):
+def train(args, envs, q_network, device, logs, checkpoint=None):
+    """Algorithm 1 for --total-timesteps env steps; from a loaded `checkpoint` on (--resume), if one is given."""
     rng, env_seed, _ = random_streams(args.seed, args.num_envs)
     n_actions = envs.single_action_space.n
     target_network = copy.deepcopy(q_network)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps)
     rb = ReplayBuffer(args.buffer_size, args.num_envs, rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
+    recent_returns, start_step = deque(maxlen=20), 0
+    if checkpoint is not None:  # the networks, Adam, every generator, the buffer and the step counter as they were
+        start_step = checkpoint.restore(q_network, target_network, optimizer, rb, rng, recent_returns)
+        _, env_seed, _ = random_streams(args.seed, args.num_envs, resumed_at=start_step)  # the games restart
 
     obs, infos = envs.reset(seed=env_seed)
     prev_lives, episode_start = infos["lives"], np.ones(args.num_envs, dtype=bool)
+    resumed = np.full(args.num_envs, checkpoint is not None)  # each env's first game after a resume, marked in the log
     # a log episode is a whole game over all lives, with the real (unclipped) score papers report
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
-    recent_returns = deque(maxlen=20)
-    start_time, global_step = time.time(), 0
+    global_step = start_step
     num_iterations = args.total_timesteps // args.num_envs  # a whole number: check_args rounds the budget up
-    for iteration in range(num_iterations):
+    for iteration in range(start_step // args.num_envs, num_iterations):
         global_step = iteration * args.num_envs
         # Epsilon-greedy acting (Algorithm 1): a random action with probability epsilon, else argmax_a Q(s, a).
         epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
@@ -343,9 +372,9 @@ def train(args, envs, q_network, device, logs):
         episode_returns += rewards
         episode_lengths += 1
         for i in np.flatnonzero(new_game):
-            logs.episode(global_step + i + 1, episode_returns[i], episode_lengths[i], epsilon)
+            logs.episode(global_step + i + 1, episode_returns[i], episode_lengths[i], epsilon, resumed[i])
             recent_returns.append(episode_returns[i])
-            episode_returns[i], episode_lengths[i] = 0, 0
+            episode_returns[i], episode_lengths[i], resumed[i] = 0, 0, False
 
         if global_step >= args.learning_starts:
             # --train-frequency counts env steps summed over envs: one gradient step per multiple crossed
@@ -363,15 +392,21 @@ def train(args, envs, q_network, device, logs):
                 if args.max_grad_norm > 0:
                     nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
                 optimizer.step()
-                logs.train_step(global_step, loss, q_taken)
+                logs.train_step(global_step, loss, q_taken, optimizer.param_groups[0]["lr"])
 
             # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
             for _ in range(due(global_step, args.num_envs, args.target_network_frequency)):
                 update_target_network(target_network, q_network, args.tau)
 
-        logs.progress(global_step + args.num_envs, epsilon, recent_returns, start_time)
-        if Stop.requested:  # SIGTERM: stop here, between two steps, where the logs and the buffer agree
-            raise Terminated(global_step + args.num_envs)
+        logs.progress(global_step + args.num_envs, epsilon, recent_returns)
+        # plumbing, between two steps, where the networks, the buffer and the logs agree: a checkpoint when one
+        # is due or SIGTERM asked to stop (not after the last step: the run is done), then SIGTERM's stop
+        steps_done = global_step + args.num_envs
+        if args.checkpoint_frequency and steps_done < args.total_timesteps and (
+                Stop.requested or due(global_step + 1, args.num_envs, args.checkpoint_frequency)):
+            save_checkpoint(logs, steps_done, q_network, target_network, optimizer, rb, rng, recent_returns)
+        if Stop.requested:
+            raise Terminated(steps_done)
     return global_step + args.num_envs
 
 
@@ -530,7 +565,7 @@ def check_args(args):
     for name in positive:
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["learning_starts", "max_grad_norm"]:
+    for name in ["learning_starts", "max_grad_norm", "checkpoint_frequency"]:
         if getattr(args, name) < 0:
             fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if not 0 <= args.seed <= MAX_SEED:
@@ -601,47 +636,69 @@ def check_memory(args, device):
 
 
 class Logs:
-    """runs/<run_name>/: args.json, episodes.csv, train.csv (eval.json: main); a progress line on stdout."""
+    """runs/<run_name>/: args.json, episodes.csv, train.csv (eval.json: main); a progress line on stdout.
+    `resume`: a checkpoint's manifest; the CSVs are cut back to their length at the checkpoint and appended to."""
 
-    def __init__(self, run_dir, args, train_log_every=1_000):
+    def __init__(self, run_dir, args, resume=None, train_log_every=1_000):
         self.run_dir = run_dir
         self.episodes_path, self.train_path = os.path.join(run_dir, "episodes.csv"), os.path.join(run_dir, "train.csv")
-        write_file(os.path.join(run_dir, "args.json"),  # --eval-model reads it back
-                   lambda f: f.write(json.dumps({**vars(args), "script": SCRIPT}, indent=2).encode()))
-        # line-buffered: a run's curve can be plotted while it goes
-        with writing(self.episodes_path):
-            self.episodes_file = open(self.episodes_path, "w", newline="", buffering=1)
-        with writing(self.train_path):
-            self.train_file = open(self.train_path, "w", newline="", buffering=1)
-        self.episodes_csv, self.train_csv = csv.writer(self.episodes_file), csv.writer(self.train_file)
-        with writing(self.episodes_path):
-            self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon"])
-        with writing(self.train_path):
-            self.train_csv.writerow(["global_step", "loss", "q_values", "sps"])
         print_every = min(10_000, max(1, math.ceil(args.total_timesteps / 10)))  # every 10% and every 10,000 steps
         self.total, self.train_log_every, self.print_every = args.total_timesteps, train_log_every, print_every
-        self.next_train_log, self.next_print, self.start_time = 0, print_every, time.time()
-
-    def episode(self, global_step, episodic_return, episodic_length, epsilon):
+        self.next_train_log, self.next_print, self.start_step = 0, print_every, 0
+        if resume is None:
+            write_file(os.path.join(run_dir, "args.json"),  # --eval-model and --resume read it back
+                       lambda f: f.write(json.dumps({**vars(args), "script": SCRIPT}, indent=2).encode()))
+        else:  # the rows logged after the checkpoint record training that is done again now
+            for path in (self.episodes_path, self.train_path):
+                with writing(path):
+                    os.truncate(path, resume["logs"][os.path.basename(path)])
+            self.next_train_log, self.next_print = resume["logs"]["next_train_log"], resume["logs"]["next_print"]
+            self.start_step = resume["step"]
+        # line-buffered: a run's curve can be plotted while it goes
+        mode = "w" if resume is None else "a"
         with writing(self.episodes_path):
-            self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4)])
-
-    def train_step(self, global_step, loss, q_taken):
-        if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
-            sps = global_step / max(time.time() - self.start_time, 1e-9)
+            self.episodes_file = open(self.episodes_path, mode, newline="", buffering=1)
+        with writing(self.train_path):
+            self.train_file = open(self.train_path, mode, newline="", buffering=1)
+        self.episodes_csv, self.train_csv = csv.writer(self.episodes_file), csv.writer(self.train_file)
+        if resume is None:
+            with writing(self.episodes_path):
+                self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon", "resumed"])
             with writing(self.train_path):
-                self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), int(sps)])
+                self.train_csv.writerow(["global_step", "loss", "q_values", "learning_rate", "sps"])
+        self.start_time = time.time()
+
+    def episode(self, global_step, episodic_return, episodic_length, epsilon, resumed):
+        with writing(self.episodes_path):
+            self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4), int(resumed)])
+
+    def sps(self, global_step):
+        return (global_step - self.start_step) / max(time.time() - self.start_time, 1e-9)
+
+    def train_step(self, global_step, loss, q_taken, learning_rate):
+        if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
+            with writing(self.train_path):
+                self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), learning_rate,
+                                         int(self.sps(global_step))])
             self.next_train_log = global_step + self.train_log_every
 
-    def progress(self, global_step, epsilon, recent_returns, start_time):
+    def progress(self, global_step, epsilon, recent_returns):
         if global_step >= self.next_print or global_step >= self.total:
-            elapsed = time.time() - start_time
-            sps = global_step / max(elapsed, 1e-9)
+            sps = self.sps(global_step)
             eta = (self.total - global_step) / max(sps, 1e-9)
             mean_return = f"{np.mean(recent_returns):7.1f}" if recent_returns else "      -"
             print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {eta:5.0f}s | "
                   f"return (last {len(recent_returns)}) {mean_return} | epsilon {epsilon:.3f}", flush=True)
             self.next_print = global_step + self.print_every
+
+    def state(self):
+        """What a checkpoint needs to continue the logs: each CSV's length in bytes, and the next rows due."""
+        lengths = {}
+        for path, f in ((self.episodes_path, self.episodes_file), (self.train_path, self.train_file)):
+            with writing(path):
+                f.flush()
+                lengths[os.path.basename(path)] = os.fstat(f.fileno()).st_size
+        return {**lengths, "next_train_log": self.next_train_log, "next_print": self.next_print}
 
     def fault(self, message):
         self.close()
@@ -653,6 +710,132 @@ class Logs:
             with contextlib.suppress(OSError):  # a full disk: the rows written so far stay as they are
                 if f is not None:
                     f.close()
+
+
+BUFFER_RINGS = ["frames", "actions", "rewards", "terminated", "first", "valid"]  # (num_envs, slots, ...) arrays
+
+
+def save_checkpoint(logs, step, q_network, target_network, optimizer, rb, rng, recent_returns):
+    """Everything training needs to go on from `step` (--resume), in runs/<run>/checkpoint-<step>/.
+
+    It is written into checkpoint-<step>.tmp/ (its manifest last) and renamed, then named in checkpoint.json
+    (written aside and renamed too), and only then is the previous one deleted: a kill at any moment leaves a
+    whole checkpoint named in checkpoint.json. The buffer is saved as it holds it (each frame once), up to the
+    slots written so far. A write that fails removes the unfinished one; the previous one stays."""
+    name = f"checkpoint-{step}"
+    tmp, final = os.path.join(logs.run_dir, name + ".tmp"), os.path.join(logs.run_dir, name)
+    for stale in (tmp, final):  # left by a run killed while writing it
+        shutil.rmtree(stale, ignore_errors=True)
+    with writing(tmp):
+        os.makedirs(tmp)
+    try:
+        filled = int(rb.size.max())
+        for key in BUFFER_RINGS + ["pos", "size"]:
+            array = getattr(rb, key)[:, :filled] if key in BUFFER_RINGS else getattr(rb, key)
+            write_file(os.path.join(tmp, f"{key}.npy"), lambda f, a=array: np.save(f, a))
+        state = {"q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
+                 "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        write_file(os.path.join(tmp, "state.pt"), lambda f: torch.save(state, f))
+        files = {entry: os.path.getsize(os.path.join(tmp, entry)) for entry in sorted(os.listdir(tmp))}
+        manifest = {"script": SCRIPT, "step": step, "filled": filled, "numpy_rng": rng.bit_generator.state,
+                    "recent_returns": [float(r) for r in recent_returns], "logs": logs.state(), "files": files}
+        write_file(os.path.join(tmp, "manifest.json"), lambda f: f.write(json.dumps(manifest).encode()))
+        with writing(final):
+            os.rename(tmp, final)
+        pointer = {"checkpoint": name, "step": step}
+        write_file(os.path.join(logs.run_dir, "checkpoint.json"), lambda f: f.write(json.dumps(pointer).encode()))
+    except CannotWrite:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    remove_checkpoints(logs.run_dir, keep=name)
+
+
+def remove_checkpoints(run_dir, keep=None):
+    for entry in os.listdir(run_dir):
+        if entry.startswith("checkpoint-") and entry != keep:
+            shutil.rmtree(os.path.join(run_dir, entry), ignore_errors=True)
+
+
+class Checkpoint:
+    """A checkpoint loaded by load_checkpoint, checked whole; restore() puts it into a fresh train()."""
+
+    def __init__(self, manifest, arrays, state):
+        self.manifest, self.arrays, self.state, self.step = manifest, arrays, state, manifest["step"]
+
+    def restore(self, q_network, target_network, optimizer, rb, rng, recent_returns):
+        q_network.load_state_dict(self.state["q_network"])
+        target_network.load_state_dict(self.state["target_network"])
+        optimizer.load_state_dict(self.state["optimizer"])  # Adam's moments and step counts, and its learning rate
+        torch.set_rng_state(self.state["torch_rng"])
+        if self.state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self.state["cuda_rng"])
+        rng.bit_generator.state = self.manifest["numpy_rng"]  # the agent's generator, which the buffer samples with
+        filled = self.manifest["filled"]
+        for key in BUFFER_RINGS:
+            getattr(rb, key)[:, :filled] = self.arrays[key]
+        rb.pos[:], rb.size[:] = self.arrays["pos"], self.arrays["size"]
+        recent_returns.extend(self.manifest["recent_returns"])
+        return self.step
+
+
+def load_checkpoint(run_dir, args, q_network):
+    """The checkpoint checkpoint.json names, checked whole before anything is changed, else one line and exit 2:
+    every file there at the size its manifest says, the buffer's arrays the shape this run's buffer has, the
+    weights this network's, the CSVs at least as long as they were. The frames stay on disk (memory-mapped)
+    until restore() copies them into the buffer."""
+    pointer = os.path.join(run_dir, "checkpoint.json")
+    if not os.path.isfile(pointer):
+        fail(f"--resume {run_dir}: no checkpoint there (it wrote none: --checkpoint-frequency 0, or killed before the first)")
+    try:
+        with open(pointer) as f:
+            folder = os.path.join(run_dir, json.load(f)["checkpoint"])
+        with open(os.path.join(folder, "manifest.json")) as f:
+            manifest = json.load(f)
+        for entry, size in manifest["files"].items():
+            if os.path.getsize(os.path.join(folder, entry)) != size:
+                raise ValueError(f"{entry} is {os.path.getsize(os.path.join(folder, entry))} bytes, not {size}")
+        step, filled, slots = manifest["step"], manifest["filled"], args.buffer_size // args.num_envs
+        if manifest["script"] != SCRIPT or not 0 < step < args.total_timesteps or step % args.num_envs:
+            raise ValueError(f"step {step} does not fit this run")
+        expected = ReplayBuffer(args.num_envs * STACK * 2, args.num_envs, None)  # tiny: only dtypes and shapes
+        arrays = {}
+        for key in BUFFER_RINGS + ["pos", "size"]:
+            arrays[key] = np.load(os.path.join(folder, f"{key}.npy"), mmap_mode="r")
+            like = getattr(expected, key)
+            shape = (args.num_envs, min(filled, slots), *like.shape[2:]) if key in BUFFER_RINGS else like.shape
+            if arrays[key].dtype != like.dtype or arrays[key].shape != shape or filled > slots:
+                raise ValueError(f"{key}.npy does not fit a buffer of {args.buffer_size:,} for {args.num_envs} envs")
+        state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
+        for key in ("q_network", "target_network"):
+            weights = q_network.state_dict()
+            if state[key].keys() != weights.keys() or any(state[key][k].shape != v.shape for k, v in weights.items()):
+                raise ValueError(f"the {key} weights do not fit this network")
+        for entry in ("episodes.csv", "train.csv"):
+            if os.path.getsize(os.path.join(run_dir, entry)) < manifest["logs"][entry]:
+                raise ValueError(f"{entry} is shorter than at the checkpoint")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, pickle.UnpicklingError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        fail(f"--resume {run_dir}: its checkpoint is damaged ({reason})")
+    return Checkpoint(manifest, arrays, state)
+
+
+def resume_settings(run_dir):
+    """The settings (args.json) of the run in run_dir, if it is an unfinished run of this script; else exit 2."""
+    path = os.path.join(run_dir, "args.json")
+    if not os.path.isfile(path):
+        fail(f"--resume {run_dir}: not a run folder (no args.json there)")
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"--resume {run_dir}: cannot read its args.json ({type(e).__name__})")
+    if not isinstance(saved, dict) or saved.get("script") != SCRIPT:
+        other = saved.get("script", "another script") if isinstance(saved, dict) else "another script"
+        fail(f"--resume {run_dir}: a run of {other}, not of {SCRIPT}; resume it with that script")
+    if os.path.exists(os.path.join(run_dir, "eval.json")):
+        fail(f"--resume {run_dir}: the run is finished (eval.json is there); there is nothing to resume")
+    return saved
 
 
 def saved_settings(model_path, known):
@@ -717,16 +900,21 @@ def save_model(q_network, path):
 
 def train_and_evaluate(args, device, run_name):
     check_memory(args, device)
-    run_name = create_run_dir(run_name)
-    run_dir, video_dir = os.path.join("runs", run_name), args.capture_video and f"videos/{run_name}"
-    model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+    if args.resume:
+        run_dir = os.path.normpath(args.resume)
+        run_name = os.path.basename(run_dir)
+    else:
+        run_name = create_run_dir(run_name)
+        run_dir = os.path.join("runs", run_name)
+    model_path, video_dir = os.path.join(run_dir, f"{args.exp_name}.pt"), args.capture_video and f"videos/{run_name}"
     envs = make_envs(args, args.num_envs)
-    try:  # the envs are closed on every way out: the end, the NaN stop, Ctrl-C
+    try:  # the envs are closed on every way out: the end, the NaN stop, Ctrl-C, SIGTERM, a failed write
         q_network = QNetwork(envs.single_action_space.n).to(device)
-        logs = Logs(run_dir, args)
-        print(f"run {run_name}: logs in {run_dir}/")
+        checkpoint = load_checkpoint(run_dir, args, q_network) if args.resume else None  # checked before a log changes
+        logs = Logs(run_dir, args, resume=checkpoint and checkpoint.manifest)
+        print(f"run {run_name}: logs in {run_dir}/" + (f", resumed at step {checkpoint.step}" if checkpoint else ""))
         try:
-            train(args, envs, q_network, device, logs)
+            train(args, envs, q_network, device, logs, checkpoint)
         except KeyboardInterrupt:
             if args.save_model:
                 save_model(q_network, model_path)
@@ -737,7 +925,9 @@ def train_and_evaluate(args, device, run_name):
             if args.save_model:
                 save_model(q_network, model_path)
             print(f"terminated (SIGTERM): logs are complete up to step {stop.step}"
-                  + (f", model saved to {model_path}" if args.save_model else ""), file=sys.stderr)
+                  + (f", model saved to {model_path}" if args.save_model else "")
+                  + (f", checkpoint written: python {SCRIPT} --resume {run_dir} goes on" if args.checkpoint_frequency
+                     else ", no checkpoint (--checkpoint-frequency 0)"), file=sys.stderr)
             sys.exit(128 + signal.SIGTERM)
         finally:
             logs.close()
@@ -751,6 +941,9 @@ def train_and_evaluate(args, device, run_name):
               "returns": returns.tolist(), "lengths": lengths.tolist(), "mean": returns.mean(), "std": returns.std(),
               "eval_epsilon": args.eval_epsilon}
     write_file(os.path.join(run_dir, "eval.json"), lambda f: f.write(json.dumps(result, indent=2, allow_nan=False).encode()))
+    with contextlib.suppress(OSError):  # the run is finished (eval.json): its checkpoint has nothing left to resume
+        os.remove(os.path.join(run_dir, "checkpoint.json"))
+    remove_checkpoints(run_dir)
     files = ["args.json", "episodes.csv", "train.csv", "eval.json"] + ([os.path.basename(model_path)] if args.save_model else [])
     print(f"result: {score(returns)} {args.eval_epsilon}: the final network (step {args.total_timesteps})")
     print(f"files:  {run_dir}/ ({', '.join(files)})")

@@ -1516,7 +1516,7 @@ def test_atari_help_shows_every_flag_with_its_default_in_groups(atari, capsys):
     text = capsys.readouterr().out
     assert text.index("algorithm:") < text.index("run and logs:") < text.index("evaluation:") < text.index("examples:")
     entries = re.split(r"\n  (?=--)", text[text.index("algorithm:"):text.index("examples:")])[1:]
-    assert len(entries) == 29
+    assert len(entries) == 31
     for entry in entries:
         flag, _, help_text = entry.partition("  ")
         assert "(default:" in entry and help_text.split("(default:")[0].strip(), entry
@@ -1540,7 +1540,8 @@ def test_atari_smoke_summary_and_the_printed_command_reproduces_the_result(tmp_p
     assert lines[-4].endswith(": the final network (step 1002)")
     assert lines[-3] == (f"files:  runs/{run_dir.name}/ (args.json, episodes.csv, train.csv, eval.json, dqn_atari.pt)")
     episodes = read_csv(run_dir / "episodes.csv")
-    assert episodes and set(episodes[0]) == {"global_step", "episodic_return", "episodic_length", "epsilon"}
+    assert episodes and set(episodes[0]) == {"global_step", "episodic_return", "episodic_length", "epsilon", "resumed"}
+    assert {row["resumed"] for row in episodes} == {"0"}
     train_rows = read_csv(run_dir / "train.csv")
     assert train_rows and all(np.isfinite(float(row["loss"])) for row in train_rows)
     assert json.loads((run_dir / "args.json").read_text())["script"] == "dqn_atari.py"
@@ -1822,10 +1823,204 @@ def test_atari_sigterm_stops_cleanly_with_logs_and_model(atari, tmp_path):
     (line,) = stderr.strip().splitlines()
     run_dir = only_run_dir(tmp_path)
     match = re.fullmatch(rf"terminated \(SIGTERM\): logs are complete up to step (\d+), model saved to "
-                         rf"runs/{run_dir.name}/dqn_atari.pt", line)
+                         rf"runs/{run_dir.name}/dqn_atari.pt, .*", line)
     assert match and 4000 <= int(match.group(1)) < 40_000, line
     rows = read_csv(run_dir / "episodes.csv")
     assert len(rows) >= 10 and all(row["epsilon"] for row in rows)
     assert int(rows[-1]["global_step"]) <= int(match.group(1))
     atari.load_model(atari.QNetwork(4), str(run_dir / "dqn_atari.pt"))
     assert not (run_dir / "eval.json").exists()
+    assert json.loads((run_dir / "checkpoint.json").read_text())["step"] == int(match.group(1))  # a last checkpoint
+    assert line.endswith(f", checkpoint written: python dqn_atari.py --resume runs/{run_dir.name} goes on")
+
+
+_ATARI_DRIVER = """
+import hashlib, importlib.util, json, sys
+import numpy as np, torch
+spec = importlib.util.spec_from_file_location("dqn_atari", sys.argv[1])
+atari = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(atari)
+
+
+class Tiny(torch.nn.Module):  # a gradient step in microseconds
+    def __init__(self, n_actions):
+        super().__init__()
+        self.linear = torch.nn.Linear(4 * 4 * 4, n_actions)
+
+    def forward(self, obs):
+        return self.linear(obs[:, :, ::21, ::21].flatten(1).float() / 255.0)
+
+
+atari.QNetwork = Tiny
+real_logs_init = atari.Logs.__init__
+atari.Logs.__init__ = lambda self, run_dir, args, resume=None: real_logs_init(self, run_dir, args, resume, 1)
+
+
+def digest(rb, rng):  # the buffer's every array and the agent generator's state
+    h = hashlib.blake2b(json.dumps(rng.bit_generator.state).encode())
+    for key in atari.BUFFER_RINGS + ["pos", "size"]:
+        h.update(np.ascontiguousarray(getattr(rb, key)).tobytes())
+    return h.hexdigest()
+
+
+real_save, real_restore = atari.save_checkpoint, atari.Checkpoint.restore
+
+
+def save(logs, step, q, target, optimizer, rb, rng, recent):
+    open(f"digest-saved-{step}", "w").write(digest(rb, rng))
+    real_save(logs, step, q, target, optimizer, rb, rng, recent)
+
+
+def restore(self, q, target, optimizer, rb, rng, recent):
+    step = real_restore(self, q, target, optimizer, rb, rng, recent)
+    open(f"digest-restored-{step}", "w").write(digest(rb, rng))
+    return step
+
+
+atari.save_checkpoint, atari.Checkpoint.restore = save, restore
+atari.main(sys.argv[2:])
+"""
+
+
+def test_atari_resume_after_sigkill_goes_on_to_the_budget_with_continuous_logs(atari, tmp_path):
+    """A real run (2 envs, a train.csv row for every gradient step, a tiny network) killed with SIGKILL at a random
+    moment after its first checkpoint, even mid-write, then --resume: the budget is reached; the buffer and the
+    agent's generator are back as they were at the checkpoint; the rows up to the checkpoint are those the killed
+    run wrote, those after it (dropped) are written again, once: every gradient step's row exactly once, in order,
+    each env's first game after the resume marked `resumed` and as long as the steps since; epsilon and the
+    annealed learning rate follow their schedules across the resume."""
+    import random
+    driver = tmp_path / "driver.py"
+    driver.write_text(_ATARI_DRIVER)
+    total, starts = 8000, 1000
+    flags = ["--num-envs", 2, "--total-timesteps", total, "--learning-starts", starts, "--buffer-size", 1200,
+             "--batch-size", 4, "--checkpoint-frequency", 1000, "--anneal-lr", "--exploration-fraction", 0.5,
+             "--eval-episodes", 1, "--eval-max-frames", 40]
+    process = _atari_popen(tmp_path, ROOT / "dqn_atari.py", *flags, driver=driver)
+    try:
+        _wait_for(lambda: list((tmp_path / "runs").glob("*/checkpoint.json")), process)
+        delay = random.uniform(0, 1.5)
+        time.sleep(delay)
+    finally:
+        process.kill()
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, f"the run ended before the kill ({delay:.2f} s after a checkpoint)"
+    run_dir = only_run_dir(tmp_path)
+    killed_rows = read_csv(run_dir / "episodes.csv")
+
+    result = run_script(driver, ROOT / "dqn_atari.py", "--resume", f"runs/{run_dir.name}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    resumed_at = int(re.search(r"resumed at step (\d+)", result.stdout).group(1))
+    assert resumed_at >= 1000 and resumed_at % 1000 == 0, (delay, resumed_at)
+    assert (tmp_path / f"digest-restored-{resumed_at}").read_text() == (tmp_path / f"digest-saved-{resumed_at}").read_text()
+    assert json.loads((run_dir / "eval.json").read_text())["step"] == total and f"step {total:>8}/{total}" in result.stdout
+    assert not list(run_dir.glob("checkpoint*"))  # a finished run keeps no checkpoint
+
+    train_rows = read_csv(run_dir / "train.csv")
+    assert [int(row["global_step"]) for row in train_rows] == list(range(starts, total, 4))
+    for row in train_rows:
+        assert float(row["learning_rate"]) == pytest.approx(1e-4 * (1 - int(row["global_step"]) / total))
+    rows = read_csv(run_dir / "episodes.csv")
+    steps = [int(row["global_step"]) for row in rows]
+    assert steps == sorted(set(steps))
+    assert [row for row in rows if int(row["global_step"]) <= resumed_at] == \
+        [row for row in killed_rows if int(row["global_step"]) <= resumed_at]
+    first_after = {}
+    for row in rows:
+        step = int(row["global_step"])
+        env = (step - 1) % 2
+        vector_step = step - 1 - env
+        assert float(row["epsilon"]) == round(atari.linear_schedule(1.0, 0.01, 0.5 * total, vector_step), 4)
+        if step > resumed_at and env not in first_after:
+            first_after[env] = row
+            assert row["resumed"] == "1" and int(row["episodic_length"]) == (vector_step - resumed_at) // 2 + 1
+        else:
+            assert row["resumed"] == "0"
+    assert len(first_after) == 2
+
+
+def _atari_stopped_run(atari, tmp_path, monkeypatch, *flags):
+    """An unfinished run, stopped in-process by a real SIGTERM at its 400th training step: exit code 143."""
+    def on_step(training, actions, out):
+        on_step.calls += training
+        if on_step.calls == 400:
+            os.kill(os.getpid(), signal.SIGTERM)
+    on_step.calls = 0
+    made = _atari_wrap_envs(atari, monkeypatch, on_step)
+    monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 1000, "--learning-starts", 200, "--batch-size", 4,
+                    "--buffer-size", 300, "--checkpoint-frequency", 150, *flags)
+    assert exit_info.value.code == 143 and made["made"] == made["closed"] == 1
+    return only_run_dir(tmp_path), made
+
+
+@pytest.mark.parametrize("case, message", [
+    ("finished", "the run is finished (eval.json is there); there is nothing to resume"),
+    ("other script", "a run of dueling_dqn.py, not of dqn_atari.py; resume it with that script"),
+    ("no checkpoint", "no checkpoint there"), ("not a run", "not a run folder (no args.json there)"),
+    ("frames cut short", "its checkpoint is damaged (frames.npy is"), ("bad manifest", "its checkpoint is damaged"),
+    ("a changed flag", "--learning-rate 0.001 would change the run, which started with 0.0001"),
+    ("another game", "--env-id ALE/Pong-v5 would change the run, which started with BreakoutNoFrameskip-v4"),
+])
+def test_atari_resume_refuses_what_it_cannot_go_on_from_in_one_line(atari, case, message, tmp_path, monkeypatch, capsys):
+    """Each refusal: exit code 2, one `error:` line saying why, the run's logs untouched, every env closed."""
+    run_dir, made = _atari_stopped_run(atari, tmp_path, monkeypatch)
+    capsys.readouterr()
+    checkpoint = run_dir / json.loads((run_dir / "checkpoint.json").read_text())["checkpoint"]
+    flags = []
+    if case == "finished":
+        (run_dir / "eval.json").write_text("{}")
+    elif case == "other script":
+        (run_dir / "args.json").write_text(json.dumps({**json.loads((run_dir / "args.json").read_text()),
+                                                       "script": "dueling_dqn.py"}))
+    elif case == "no checkpoint":
+        (run_dir / "checkpoint.json").unlink()
+    elif case == "frames cut short":
+        with open(checkpoint / "frames.npy", "r+b") as f:
+            f.truncate(1000)
+    elif case == "bad manifest":
+        (checkpoint / "manifest.json").write_text('{"step": ')
+    elif case == "a changed flag":
+        flags = ["--learning-rate", "0.001"]
+    elif case == "another game":
+        flags = ["--env-id", "ALE/Pong-v5"]
+    logs_before = {name: (run_dir / name).read_bytes() for name in ("episodes.csv", "train.csv")}
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, "--resume", "runs/nowhere" if case == "not a run" else f"runs/{run_dir.name}", *flags)
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --resume runs/") and message in line, line
+    assert {name: (run_dir / name).read_bytes() for name in logs_before} == logs_before
+    assert made["made"] == made["closed"]
+
+
+def test_atari_checkpoint_that_cannot_be_written_leaves_the_previous_one_to_resume_from(atari, tmp_path, monkeypatch,
+                                                                                       capsys):
+    """No space left while the second checkpoint's frames are written: one `error: cannot write` line, exit 1,
+    the unfinished checkpoint removed, checkpoint.json still naming the first, and --resume goes on from it."""
+    real_save, saves = atari.np.save, []
+
+    def failing_save(f, array, *a, **k):
+        if array.ndim == 4:  # the frames
+            saves.append(1)
+            if len(saves) == 2:
+                raise OSError(28, "No space left on device")
+        return real_save(f, array, *a, **k)
+    monkeypatch.setattr(atari.np, "save", failing_save)
+    monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 1000, "--learning-starts", 200, "--batch-size", 4,
+                    "--buffer-size", 300, "--checkpoint-frequency", 300)
+    assert exit_info.value.code == 1
+    run_dir = only_run_dir(tmp_path)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"error: cannot write runs/{run_dir.name}/checkpoint-600.tmp/frames.npy: No space left on device"
+    assert json.loads((run_dir / "checkpoint.json").read_text())["step"] == 300
+    assert sorted(p.name for p in run_dir.glob("checkpoint*")) == ["checkpoint-300", "checkpoint.json"]
+    monkeypatch.setattr(atari.np, "save", real_save)
+    _atari_main(atari, "--resume", f"runs/{run_dir.name}")
+    assert "resumed at step 300" in capsys.readouterr().out
+    assert json.loads((run_dir / "eval.json").read_text())["step"] == 1000
