@@ -1856,10 +1856,17 @@ real_logs_init = atari.Logs.__init__
 atari.Logs.__init__ = lambda self, run_dir, args, resume=None: real_logs_init(self, run_dir, args, resume, 1)
 
 
-def digest(rb, rng):  # the buffer's every array and the agent generator's state
-    h = hashlib.blake2b(json.dumps(rng.bit_generator.state).encode())
+def digest(rb, rng, q, target, optimizer):  # the buffer's arrays, the generators, both networks, Adam
+    h = hashlib.blake2b(json.dumps(rng.bit_generator.state).encode() + torch.get_rng_state().numpy().tobytes())
     for key in atari.BUFFER_RINGS + ["pos", "size"]:
         h.update(np.ascontiguousarray(getattr(rb, key)).tobytes())
+    for tensor in [*q.state_dict().values(), *target.state_dict().values()]:
+        h.update(tensor.numpy().tobytes())
+    state = optimizer.state_dict()
+    h.update(json.dumps(state["param_groups"]).encode())
+    for i in sorted(state["state"]):
+        for name in sorted(state["state"][i]):
+            h.update(torch.as_tensor(state["state"][i][name]).numpy().tobytes())
     return h.hexdigest()
 
 
@@ -1867,13 +1874,13 @@ real_save, real_restore = atari.save_checkpoint, atari.Checkpoint.restore
 
 
 def save(logs, step, q, target, optimizer, rb, rng, recent):
-    open(f"digest-saved-{step}", "w").write(digest(rb, rng))
+    open(f"digest-saved-{step}", "w").write(digest(rb, rng, q, target, optimizer))
     real_save(logs, step, q, target, optimizer, rb, rng, recent)
 
 
 def restore(self, q, target, optimizer, rb, rng, recent):
     step = real_restore(self, q, target, optimizer, rb, rng, recent)
-    open(f"digest-restored-{step}", "w").write(digest(rb, rng))
+    open(f"digest-restored-{step}", "w").write(digest(rb, rng, q, target, optimizer))
     return step
 
 
@@ -1885,14 +1892,14 @@ atari.main(sys.argv[2:])
 def test_atari_resume_after_sigkill_goes_on_to_the_budget_with_continuous_logs(atari, tmp_path):
     """A real run (2 envs, a train.csv row for every gradient step, a tiny network) killed with SIGKILL at a random
     moment after its first checkpoint, even mid-write, then --resume: the budget is reached; the buffer and the
-    agent's generator are back as they were at the checkpoint; the rows up to the checkpoint are those the killed
+    agent's generator, torch's, both networks and Adam are back as they were at the checkpoint; the rows up to the checkpoint are those the killed
     run wrote, those after it (dropped) are written again, once: every gradient step's row exactly once, in order,
     each env's first game after the resume marked `resumed` and as long as the steps since; epsilon and the
     annealed learning rate follow their schedules across the resume."""
     import random
     driver = tmp_path / "driver.py"
     driver.write_text(_ATARI_DRIVER)
-    total, starts = 8000, 1000
+    total, starts = 8000, 500
     flags = ["--num-envs", 2, "--total-timesteps", total, "--learning-starts", starts, "--buffer-size", 1200,
              "--batch-size", 4, "--checkpoint-frequency", 1000, "--anneal-lr", "--exploration-fraction", 0.5,
              "--eval-episodes", 1, "--eval-max-frames", 40]
