@@ -1743,7 +1743,7 @@ class _DiskFull:
         return f
 
 
-@pytest.mark.parametrize("name, room", [("train.csv", 40), ("episodes.csv", 100), ("dqn_atari.pt.tmp", 0),
+@pytest.mark.parametrize("name, room", [("train.csv", 50), ("episodes.csv", 100), ("dqn_atari.pt.tmp", 0),
                                         ("eval.json.tmp", 0), ("args.json.tmp", 0)])
 def test_atari_a_file_that_cannot_be_written_ends_the_run_in_one_line_leaving_the_rest(atari, name, room, tmp_path,
                                                                                       monkeypatch, capsys):
