@@ -1462,7 +1462,8 @@ def test_atari_evaluation_plays_whole_games_at_epsilon_0_05_on_seeds_of_its_own(
     ["--eval-model", "full_actions.pt"], ["--eval-model", "junk.pt"], ["--buffer-size", 10**12],
     ["--learning-starts", "soon"], ["--no-such-flag"], ["--eval-max-frames", 0], ["--eval-episodes", 1001],
     ["--max-grad-norm", "inf"], ["--eval-epsilon", "nan"], ["--adam-eps", "-inf"], ["--total-timesteps", 3, "--num-envs", 4],
-    ["--total-timestep", 5], ["--seed", 1_000_001],
+    ["--total-timestep", 5], ["--seed", 1_000_001], ["--checkpoint-frequency", -1],
+    ["--resume", "runs/x", "--eval-model", "junk.pt"],
 ])
 def test_atari_bad_input_is_one_line_and_exit_code_2(atari, flags, tmp_path, monkeypatch, capsys):
     """In-process (no interpreter start per case); the subprocess test below covers the command line itself."""
