@@ -104,8 +104,8 @@ def parse_args(argv=None):
     g.add_argument("--checkpoint-frequency", type=int, default=250_000,
                    help="env steps between checkpoints that --resume goes on from, and one at a SIGTERM (0: none). "
                         "A checkpoint holds the networks, Adam, every random generator, the step counter and the "
-                        "buffer (at 1M transitions 7.1 GB, written in 28 s here); ALE cannot save its emulators, so the games in flight "
-                        "restart from a reset on resume, with seeds drawn for that step")
+                        "buffer (at 1M transitions 7.1 GB, written in 28 s here); ALE cannot save its emulators, "
+                        "so the games in flight restart from a reset on resume, with seeds drawn for that step")
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="go on with the run in RUN_DIR (runs/<run_name>) from its last checkpoint to its budget, in "
                         "the same folder and with its settings; the rows logged after the checkpoint are dropped "
@@ -987,6 +987,7 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     finally:
+        Stop.requested = False  # handled: a later main() or evaluate() in this process starts unstopped
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_handler)
 
