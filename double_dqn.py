@@ -23,6 +23,7 @@ import csv
 import json
 import math
 import os
+import signal
 import sys
 import time
 import warnings
@@ -103,20 +104,34 @@ def make_envs(args):
     if args.env_id.startswith("ALE/") or "NoFrameskip" in args.env_id:
         fail(f"--env-id {args.env_id} is an Atari game: use dqn_atari.py")
     try:
-        # SAME_STEP autoreset: the step that ends an episode already returns the next episode's first
-        # observation, and the true last observation of the old one comes in info["final_obs"].
-        envs = gym.vector.SyncVectorEnv([lambda: gym.make(args.env_id) for _ in range(args.num_envs)],
-                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        env = gym.make(args.env_id)  # one env first: its spaces and sizes are checked before --num-envs are built
     except gym.error.DependencyNotInstalled as e:
         fail(f"--env-id {args.env_id} needs a package that is not installed: {str(e).splitlines()[0]}")
     except gym.error.Error as e:
         fail(f"cannot make --env-id {args.env_id}: {e}")
-    if not isinstance(envs.single_action_space, gym.spaces.Discrete):
-        fail(f"{args.env_id} has a {type(envs.single_action_space).__name__} action space; DQN needs Discrete")
-    if not (isinstance(envs.single_observation_space, gym.spaces.Box) and len(envs.single_observation_space.shape) == 1):
-        fail(f"{args.env_id} needs a flat Box observation space, got {envs.single_observation_space}")
-    envs.action_space.seed(args.seed)
-    return envs
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        fail(f"{args.env_id} has a {type(env.action_space).__name__} action space; DQN needs Discrete")
+    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+        fail(f"{args.env_id} needs a flat Box observation space (a vector of numbers), got {env.observation_space}")
+    check_memory(args, env.observation_space.shape[0], env.action_space.n)
+    env.close()
+    # SAME_STEP autoreset: the step that ends an episode already returns the next episode's first
+    # observation, and the true last observation of the old one comes in info["final_obs"].
+    return gym.vector.SyncVectorEnv([lambda: gym.make(args.env_id) for _ in range(args.num_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+def random_streams(seed):
+    """The agent's random stream and the training envs' seed, independent of each other, from one --seed.
+
+    np.random.default_rng(s) and an env reset with seed=s would be one and the same PCG64 stream (gymnasium seeds
+    with SeedSequence(s) too), so exploration would replay the env's own noise. SeedSequence(s).spawn gives
+    children whose streams are independent: one for the agent (exploration, replay sampling), one that seeds the
+    envs, one for the probe states. The env seed has 31 bits, so env i's seed (+ i) stays below the evaluation's
+    seeds, which start at 2**32 (episode_seed).
+    """
+    agent, envs, probe = np.random.SeedSequence(seed).spawn(3)
+    return np.random.default_rng(agent), int(envs.generate_state(1)[0] >> 1), np.random.default_rng(probe)
 
 
 # ----------------------------------------------------------------------------------------- network
@@ -149,6 +164,10 @@ class ReplayBuffer:
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.terminated = np.zeros(capacity, dtype=np.float32)
         self.capacity, self.pos, self.size, self.rng = capacity, 0, 0, rng
+
+    @staticmethod
+    def bytes_needed(capacity, obs_dim):
+        return capacity * (2 * 4 * obs_dim + 8 + 4 + 4)  # obs and next_obs (float32), action, reward, terminated
 
     def add(self, obs, actions, rewards, next_obs, terminated):
         """Store one transition per env; the arguments hold one row per env."""
@@ -196,15 +215,15 @@ def update_target_network(target_network, q_network, tau):
 
 # ----------------------------------------------------------------------------------------- training loop
 def train(args, envs, q_network, device, logs, best):
-    rng = np.random.default_rng(args.seed)
+    rng, env_seed, probe_rng = random_streams(args.seed)
     n_actions = envs.single_action_space.n
     target_network = copy.deepcopy(q_network)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps, fused=True)
     rb = ReplayBuffer(args.buffer_size, envs.single_observation_space.shape[0], rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
 
-    probe_obs = torch.from_numpy(probe_states(args.env_id, args.seed, args.probe_states)).to(device)
-    obs, _ = envs.reset(seed=args.seed)
+    probe_obs = torch.from_numpy(probe_states(args.env_id, args.seed, args.probe_states, probe_rng)).to(device)
+    obs, _ = envs.reset(seed=env_seed)  # env i gets env_seed + i
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
     recent_returns = deque(maxlen=20)
     start_time = time.time()
@@ -299,11 +318,11 @@ def evaluate(q_network, env_id, seeds, device, max_episode_steps=None, video_dir
     return returns
 
 
-def probe_states(env_id, seed, count):
-    """`count` states that a uniformly random policy visits, from envs and a generator of their own (training's random
-    stream is untouched, so the probe changes no training number). Q on them, logged in train.csv, shows whether
+def probe_states(env_id, seed, count, rng):
+    """`count` states that a uniformly random policy visits, from envs and a generator `rng` of their own (training's
+    random stream is untouched, so the probe changes no training number). Q on them, logged in train.csv, shows whether
     the estimates rise above what any return can be (on CartPole 1/(1 - γ) = 100: every reward is 1)."""
-    env, rng, states, episode = gym.make(env_id), np.random.default_rng(episode_seed(seed, 0)), [], 0
+    env, states, episode = gym.make(env_id), [], 0
     while len(states) < count:
         obs, _ = env.reset(seed=episode_seed(seed, episode))  # the evaluation's starts, then random actions
         done, episode = False, episode + 1
@@ -393,6 +412,41 @@ def check_args(args):
               f"running {steps} steps", file=sys.stderr)
 
 
+def memory_needed(args, obs_dim, n_actions):
+    """Bytes the run will hold, by the size flag that asks for them, from the shapes alone (nothing is allocated)."""
+    with torch.device("meta"):  # the network's parameter count at this width, without its weights
+        params = sum(p.numel() for p in QNetwork(obs_dim, n_actions, args.hidden_dim).parameters())
+    env_bytes = 4_000  # one classic-control env (CartPole measured: about 2.5 KB)
+    return {"buffer_size": ReplayBuffer.bytes_needed(args.buffer_size, obs_dim),
+            "hidden_dim": 7 * 4 * params,  # online, target, gradient, Adam's two moments, kept and final weights
+            "batch_size": 4 * args.batch_size * (2 * obs_dim + 8 * args.hidden_dim),  # a batch and its activations
+            "num_envs": env_bytes * args.num_envs, "eval_episodes": env_bytes * args.eval_episodes,
+            "check_episodes": env_bytes * args.check_episodes, "probe_states": (4 * obs_dim + 128) * args.probe_states}
+
+
+def check_memory(args, obs_dim, n_actions):
+    """Refuse at once a size that cannot fit in memory (not after minutes of allocating, nor by the OOM killer),
+    naming the flag and the largest value of it that would fit beside the rest."""
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return  # not Linux: no cheap way to ask
+    need = memory_needed(args, obs_dim, n_actions)
+    if sum(need.values()) <= available:
+        return
+    flag = max(need, key=need.get)
+    low, high = 0, getattr(args, flag)  # bisect for the largest value that fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        if sum(memory_needed(argparse.Namespace(**{**vars(args), flag: middle}), obs_dim, n_actions).values()) <= available:
+            low = middle
+        else:
+            high = middle - 1
+    fail(f"--{flag.replace('_', '-')} {getattr(args, flag)} needs {need[flag] / 1e9:,.1f} GB of memory but "
+         f"{available / 1e9:.1f} GB is available" + (f"; at most {low:,} fits" if low else ""))
+
+
 def saved_run_args(model_path, known):
     """The settings of the run that saved `model_path`, from the args.json beside it ({} if there is none)."""
     path = os.path.join(os.path.dirname(model_path), "args.json")
@@ -432,13 +486,12 @@ class Logs:
     """
 
     def __init__(self, run_dir, args, train_log_every=1_000):
-        os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "args.json"), "w") as f:
             json.dump({**vars(args), "script": SCRIPT}, f, indent=2)
         self.files = {name: open(os.path.join(run_dir, f"{name}.csv"), "w", newline="", buffering=1)
                       for name in ["episodes", "train", "checks"]}
         self.episodes_csv, self.train_csv, self.checks_csv = (csv.writer(f) for f in self.files.values())
-        self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon"])
+        self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon", "elapsed_s"])
         self.train_csv.writerow(["global_step", "loss", "q_values", "sps", "probe_q_mean", "probe_q_max"])
         self.checks_csv.writerow(["global_step", "score", "kept", "elapsed_s"])
         self.total = math.ceil(args.total_timesteps / args.num_envs) * args.num_envs
@@ -447,7 +500,8 @@ class Logs:
         self.start_time = time.time()
 
     def episode(self, global_step, episodic_return, episodic_length, epsilon):
-        self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4)])
+        self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4),
+                                    round(time.time() - self.start_time, 2)])
 
     def train_step(self, global_step, loss, q_taken, q_network, probe_obs):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
@@ -480,7 +534,10 @@ class Logs:
 
     def close(self):
         for f in self.files.values():
-            f.close()
+            try:
+                f.close()
+            except OSError:  # a full disk: the rows already written stay as they are
+                pass
 
 
 def load_model(q_network, path):
@@ -505,20 +562,109 @@ def print_summary(run_dir, args, eval_result, best):
     """The end of a run: the headline number and what it is, the files written, how to look again."""
     model_file = os.path.join(run_dir, f"{args.exp_name}.pt")
     script = os.path.relpath(__file__)  # so the commands below run as printed from where this run started
+    plot = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "plot_results.py"))
     what = (f"the kept model (step {best.step}, {best.score:.1f} on {args.check_episodes} check episodes)"
             if args.check_frequency else "the final network")
     print(f"result: {eval_result['mean']:.1f} ± {eval_result['std']:.1f} over {args.eval_episodes} greedy episodes: {what}")
     if args.check_frequency:
         print(f"        the final network: {eval_result['final_mean']:.1f} ± {eval_result['final_std']:.1f} on the same episodes")
     print(f"files:  {run_dir}/ ({', '.join(sorted(os.listdir(run_dir)))})")
+    print(f"plot:   python {plot} {run_dir}")
     if args.save_model:
         print(f"again:  python {script} --eval-model {model_file}")
         print(f"video:  python {script} --eval-model {model_file} --capture-video")
 
 
+class Terminated(Exception):
+    """SIGTERM, as a scheduler sends it (SLURM at a time limit or a preemption): the run stops as on Ctrl-C."""
+
+
+def on_sigterm(signum, frame):
+    raise Terminated
+
+
+def stop_reason(stop):
+    return (143, "terminated (SIGTERM)") if isinstance(stop, Terminated) else (130, "interrupted (Ctrl-C)")
+
+
+def new_run_dir(run_name):
+    """Makes runs/<run_name>/ and returns its name; a run started in the same second under the same name (the tasks
+    of an array job) gets runs/<run_name>_2/, _3, ..., never another run's folder."""
+    name, copies = run_name, 1
+    while True:
+        try:
+            os.makedirs(os.path.join("runs", name))
+            return name
+        except FileExistsError:
+            copies += 1
+            name = f"{run_name}_{copies}"
+
+
+def save_file(write, path):
+    """Writes aside, then renames: a full disk or a kill mid-write never leaves a damaged file under `path`."""
+    tmp_path = "{}.tmp{}".format(*os.path.splitext(path))  # q_table.tmp.npy: np.save adds .npy to other names
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+def write_json(obj, path):
+    def write(tmp_path):
+        with open(tmp_path, "w") as f:
+            json.dump(obj, f, indent=2, allow_nan=False)
+    save_file(write, path)
+
+
+def train_and_report(args, envs, q_network, device, eval_seeds, run_name):
+    run_dir = os.path.join("runs", run_name)
+    try:
+        logs = Logs(run_dir, args)
+        best = BestModel(q_network, args.env_id, args.check_episodes, args.seed, device)
+        print(f"run {run_name}: logs in {run_dir}/")
+        stop = None
+        try:
+            train(args, envs, q_network, device, logs, best)
+        except (KeyboardInterrupt, Terminated) as e:
+            stop = e
+        finally:
+            logs.close()
+    finally:
+        envs.close()
+
+    # The model the run reports is the one the checks kept (the last model competes too), else the final one.
+    final_weights = copy.deepcopy(q_network.state_dict())
+    reported_weights = best.weights if args.check_frequency and best.step else final_weights
+    if args.save_model:
+        save_file(lambda path: torch.save(reported_weights, path), os.path.join(run_dir, f"{args.exp_name}.pt"))
+        if args.check_frequency:
+            save_file(lambda path: torch.save(final_weights, path), os.path.join(run_dir, f"{args.exp_name}_final.pt"))
+    if stop is not None:
+        code, what = stop_reason(stop)
+        print(f"{what}: logs are complete up to here" + (", the model is saved" if args.save_model else ""), file=sys.stderr)
+        sys.exit(code)
+
+    # The same evaluation episodes score the final network and, beside it, the model the checks kept.
+    video_dir = f"videos/{run_name}" if args.capture_video else None
+    final_returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=None if args.check_frequency else video_dir)
+    result = {"final_returns": final_returns.tolist(), "final_mean": final_returns.mean(), "final_std": final_returns.std()}
+    returns = final_returns
+    if args.check_frequency:
+        q_network.load_state_dict(reported_weights)
+        returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
+        result.update(best_step=best.step, best_check_score=best.score if np.isfinite(best.score) else None)
+    result.update(returns=returns.tolist(), mean=returns.mean(), std=returns.std())
+    write_json(result, os.path.join(run_dir, "eval.json"))
+    print_summary(run_dir, args, result, best)
+    if video_dir:
+        print(f"        videos of the reported model: {video_dir}/")
+    return returns
+
+
 def main(argv=None):
     args = parse_args(argv)
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
@@ -542,46 +688,19 @@ def main(argv=None):
             print(f"video:  {video_dir}/")
         return returns
 
-    run_dir = os.path.join("runs", run_name)
-    logs = Logs(run_dir, args)
-    best = BestModel(q_network, args.env_id, args.check_episodes, args.seed, device)
-    print(f"run {run_name}: logs in {run_dir}/")
-    interrupted = False
+    signal.signal(signal.SIGTERM, on_sigterm)  # a scheduler's stop ends the run as Ctrl-C does
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     try:
-        train(args, envs, q_network, device, logs, best)
-    except KeyboardInterrupt:
-        print("interrupted: logs are complete up to here", file=sys.stderr)
-        interrupted = True
-    finally:
-        logs.close()
+        run_name = new_run_dir(run_name)
+        return train_and_report(args, envs, q_network, device, eval_seeds, run_name)
+    except OSError as e:  # no space left, no permission: which file and why; what was written stays as it is
         envs.close()
-
-    # The model the run reports is the one the checks kept (the last model competes too), else the final one.
-    final_weights = copy.deepcopy(q_network.state_dict())
-    reported_weights = best.weights if args.check_frequency and best.step else final_weights
-    if args.save_model:
-        torch.save(reported_weights, os.path.join(run_dir, f"{args.exp_name}.pt"))
-        if args.check_frequency:
-            torch.save(final_weights, os.path.join(run_dir, f"{args.exp_name}_final.pt"))
-    if interrupted:
-        sys.exit(130)
-
-    # The same evaluation episodes score the final network and, beside it, the model the checks kept.
-    video_dir = f"videos/{run_name}" if args.capture_video else None
-    final_returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=None if args.check_frequency else video_dir)
-    result = {"final_returns": final_returns.tolist(), "final_mean": final_returns.mean(), "final_std": final_returns.std()}
-    returns = final_returns
-    if args.check_frequency:
-        q_network.load_state_dict(reported_weights)
-        returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
-        result.update(best_step=best.step, best_check_score=best.score if np.isfinite(best.score) else None)
-    result.update(returns=returns.tolist(), mean=returns.mean(), std=returns.std())
-    with open(os.path.join(run_dir, "eval.json"), "w") as f:
-        json.dump(result, f, indent=2, allow_nan=False)
-    print_summary(run_dir, args, result, best)
-    if video_dir:
-        print(f"        videos of the reported model: {video_dir}/")
-    return returns
+        print(f"error: cannot write {e.filename or f'runs/{run_name}/'}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(1)
+    except (KeyboardInterrupt, Terminated) as stop:  # during the final evaluation: the logs and models are written
+        code, what = stop_reason(stop)
+        print(f"{what} during the final evaluation: logs and models are saved, eval.json is not", file=sys.stderr)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ import glob
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -128,6 +129,17 @@ def make_env(map_name="4x4", custom_map=None, is_slippery=True, max_episode_step
     return gym.make("FrozenLake8x8-v1" if map_name == "8x8" else "FrozenLake-v1", **kwargs)
 
 
+def random_streams(seed):
+    """The agent's random stream and the env's seed, independent of each other, from one --seed.
+
+    np.random.default_rng(s) and an env reset with seed=s would be one and the same PCG64 stream (gymnasium seeds
+    with SeedSequence(s) too): the agent's exploration draws would be the ice's slips. SeedSequence(s).spawn gives
+    independent children, one for the agent, one that seeds the env; the env seed has 31 bits, below the
+    evaluation's seeds (evaluation_seed: 2**32 and up)."""
+    agent, env = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(agent), int(env.generate_state(1)[0] >> 1)
+
+
 def transition_arrays(env):
     """env.unwrapped.P as arrays. P[s][a] is a list of (prob, next_state, reward, terminated),
     one entry per way the ice can make you slide; entry k goes to index [s, a, k]."""
@@ -196,16 +208,18 @@ def td_update(q_table, obs, action, reward, next_obs, terminated, learning_rate,
 
 # ---- loop -------------------------------------------------------------------------------------
 def train(env, episodes, learning_rate=0.1, anneal_lr=True, gamma=0.99, start_e=1.0, end_e=0.1,
-          exploration_fraction=0.5, seed=1, print_every=0, writer=None):
+          exploration_fraction=0.5, seed=1, print_every=0, writer=None, q_table=None):
     """Epsilon-greedy Q-learning. Returns the Q-table and one (episode, return, length, epsilon,
     learning_rate) row per episode; each row also goes to `writer` (a csv.writer) as it is made,
-    and a progress line is printed every `print_every` episodes (0: never)."""
+    and a progress line is printed every `print_every` episodes (0: never). A `q_table` given as
+    lists is trained in place (so a run stopped half-way still has it)."""
     n_states, n_actions = env.observation_space.n, env.action_space.n
     max_steps = env.spec.max_episode_steps
-    rng = np.random.default_rng(seed)  # all of the agent's randomness; the env has its own, seeded below
+    rng, env_seed = random_streams(seed)  # all of the agent's randomness; the env has its own
     # One row of Q-values per state, all 0 at the start as in the lecture. A list of lists while
     # training: on rows of 4 numbers plain Python is several times faster than a numpy call.
-    q_table = [[0.0] * n_actions for _ in range(n_states)]
+    if q_table is None:
+        q_table = [[0.0] * n_actions for _ in range(n_states)]
     history = []
     start_time = time.time()
 
@@ -219,7 +233,7 @@ def train(env, episodes, learning_rate=0.1, anneal_lr=True, gamma=0.99, start_e=
         tie_draws = rng.random(max_steps).tolist()
 
         # Seed the env once; later resets continue its random stream, so --seed reproduces the run.
-        obs, _ = env.reset(seed=seed if episode == 0 else None)
+        obs, _ = env.reset(seed=env_seed if episode == 0 else None)
         episode_return, step = 0.0, 0
         while True:
             if explore_draws[step] < epsilon:
@@ -240,7 +254,7 @@ def train(env, episodes, learning_rate=0.1, anneal_lr=True, gamma=0.99, start_e=
 
         if print_every and (episode + 1) % print_every == 0:
             recent = [row[1] for row in history[-1000:]]
-            print(f"episode {episode + 1}/{episodes}  {(episode + 1) / (time.time() - start_time):,.0f} episodes/s  "
+            print(f"episode {episode + 1}/{episodes}  {(episode + 1) / max(time.time() - start_time, 1e-9):,.0f} episodes/s  "
                   f"success (last {len(recent)}) {np.mean(recent):.3f}  epsilon {epsilon:.3f}  alpha {alpha:.4f}")
     return np.array(q_table), history
 
@@ -385,6 +399,23 @@ def check_args(args, given=()):
     for name in ("start_e", "end_e", "exploration_fraction"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
+    # bytes per unit: a history row (a tuple of 5 numbers) per training episode; the simulated evaluation's arrays
+    check_memory(args, {"episodes": 250, "eval_episodes": 64})
+
+
+def check_memory(args, bytes_per_unit):
+    """Refuse at once a size that cannot fit in memory (not after hours of training), naming what would fit."""
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return  # not Linux: no cheap way to ask
+    need = {name: per_unit * getattr(args, name) for name, per_unit in bytes_per_unit.items()}
+    if sum(need.values()) > available:
+        name = max(need, key=need.get)
+        fits = (available - sum(need.values()) + need[name]) // bytes_per_unit[name]
+        fail(f"--{name.replace('_', '-')} {getattr(args, name)} needs {need[name] / 1e9:,.1f} GB of memory but "
+             f"{available / 1e9:.1f} GB is available" + (f"; at most {fits:,} fits" if fits > 0 else ""))
 
 
 def map_rows(text):
@@ -417,7 +448,7 @@ def read_saved_args(path, parser):
         fail(f"{path} was saved by {saved['script']}; evaluate it with that script")
     if isinstance(saved.get("map"), list):  # args.json of older runs kept the map as a list of rows
         saved["map"] = ",".join(saved["map"])
-    known = set(vars(parser.parse_args([]))) - {"eval_model"}  # every setting the parser knows
+    known = set(vars(parser.parse_args([]))) - {"eval_model", "capture_video"}  # the run's settings, not what to do now
     return {name: value for name, value in saved.items() if name in known}
 
 
@@ -468,49 +499,103 @@ def main(argv=None):
             print(summary(result, args.eval_model))
             return
 
+        signal.signal(signal.SIGTERM, on_sigterm)  # a scheduler's stop ends the run as Ctrl-C does
         run_name = f"{env.spec.id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-        run_dir = os.path.join("runs", run_name)
-        os.makedirs(run_dir, exist_ok=True)
-        with open(os.path.join(run_dir, "args.json"), "w") as f:
-            json.dump({**vars(args), "script": SCRIPT}, f, indent=2)
-        files = ["args.json", "episodes.csv"]
+        try:
+            run_name = new_run_dir(run_name)
+            train_and_report(args, env, run_name)
+        except OSError as e:  # no space left, no permission: which file and why; what was written stays as it is
+            print(f"error: cannot write {e.filename or f'runs/{run_name}/'}: {e.strerror or e}", file=sys.stderr)
+            sys.exit(1)
+    except (KeyboardInterrupt, Terminated) as stop:  # one line, no traceback; the env is closed below all the same
+        print("terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)", file=sys.stderr)
+        sys.exit(143 if isinstance(stop, Terminated) else 130)
+    finally:
+        env.close()
 
-        start_time = time.time()
+
+def train_and_report(args, env, run_name):
+    shape = (int(env.observation_space.n), int(env.action_space.n))
+    run_dir = os.path.join("runs", run_name)
+    with open(os.path.join(run_dir, "args.json"), "w") as f:
+        json.dump({**vars(args), "script": SCRIPT}, f, indent=2)
+    files = ["args.json", "episodes.csv"]
+
+    start_time = time.time()
+    q_table = [[0.0] * shape[1] for _ in range(shape[0])]  # trained in place: a stopped run still saves it
+    try:
         # line-buffered: each episode's row is on disk as soon as it is written, so a run can be plotted as it goes
         with open(os.path.join(run_dir, "episodes.csv"), "w", newline="", buffering=1) as f:
             writer = csv.writer(f)
             writer.writerow(["episode", "return", "length", "epsilon", "learning_rate"])
             q_table, history = train(env, args.episodes, args.learning_rate, args.anneal_lr, args.gamma, args.start_e,
                                      args.end_e, args.exploration_fraction, args.seed,
-                                     print_every=min(10_000, max(1, math.ceil(args.episodes / 10))), writer=writer)
-        steps = sum(row[2] for row in history)
-        print(f"trained {args.episodes} episodes, {steps} steps in {time.time() - start_time:.1f} s")
-
+                                     print_every=min(10_000, max(1, math.ceil(args.episodes / 10))), writer=writer,
+                                     q_table=q_table)
+    except (KeyboardInterrupt, Terminated) as stop:
         if args.save_model:
-            np.save(os.path.join(run_dir, "q_table.npy"), q_table)
-            files.append("q_table.npy")
-        result = evaluate(env, q_table, args.eval_episodes, args.seed)
-        with open(os.path.join(run_dir, "eval.json"), "w") as f:
-            json.dump(result, f, indent=2, allow_nan=False)
-        files.append("eval.json")
-        print(draw_grids(env, q_table, np.array(result["policy"])))
-        videos = record_video(args, result["policy"], os.path.join("videos", run_name)) if args.capture_video else []
+            save_file(lambda path: np.save(path, np.array(q_table)), os.path.join(run_dir, "q_table.npy"))
+        what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)"
+        print(f"{what}: episodes.csv is complete up to here" + (", the Q-table is saved" if args.save_model else ""),
+              file=sys.stderr)
+        sys.exit(143 if isinstance(stop, Terminated) else 130)
+    steps = sum(row[2] for row in history)
+    print(f"trained {args.episodes} episodes, {steps} steps in {time.time() - start_time:.1f} s")
 
-        print(summary(result, "the final Q-table"))
-        videos_note = f", videos/{run_name}/ ({len(videos)} mp4)" if videos else ""
-        print(f"files:  {run_dir}/ ({', '.join(files)}){videos_note}")
-        if args.save_model:
-            model = os.path.join(run_dir, "q_table.npy")
-            script = os.path.relpath(__file__)  # so the commands run as printed from where this run started
-            print(f"again:  python {script} --eval-model {model}")
-            print(f"video:  python {script} --eval-model {model} --capture-video")
-        else:
-            print("again:  the Q-table was not saved (--no-save-model)")
-    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the env is closed below all the same
-        print("interrupted (Ctrl-C)", file=sys.stderr)
-        sys.exit(130)
+    if args.save_model:
+        save_file(lambda path: np.save(path, q_table), os.path.join(run_dir, "q_table.npy"))
+        files.append("q_table.npy")
+    result = evaluate(env, q_table, args.eval_episodes, args.seed)
+    with open(os.path.join(run_dir, "eval.json"), "w") as f:
+        json.dump(result, f, indent=2, allow_nan=False)
+    files.append("eval.json")
+    print(draw_grids(env, q_table, np.array(result["policy"])))
+    videos = record_video(args, result["policy"], os.path.join("videos", run_name)) if args.capture_video else []
+
+    print(summary(result, "the final Q-table"))
+    videos_note = f", videos/{run_name}/ ({len(videos)} mp4)" if videos else ""
+    print(f"files:  {run_dir}/ ({', '.join(files)}){videos_note}")
+    plot = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "plot_results.py"))
+    print(f"plot:   python {plot} {run_dir}")
+    if args.save_model:
+        model = os.path.join(run_dir, "q_table.npy")
+        script = os.path.relpath(__file__)  # so the commands run as printed from where this run started
+        print(f"again:  python {script} --eval-model {model}")
+        print(f"video:  python {script} --eval-model {model} --capture-video")
+    else:
+        print("again:  the Q-table was not saved (--no-save-model)")
+
+
+class Terminated(Exception):
+    """SIGTERM, as a scheduler sends it (SLURM at a time limit or a preemption): the run stops as on Ctrl-C."""
+
+
+def on_sigterm(signum, frame):
+    raise Terminated
+
+
+def new_run_dir(run_name):
+    """Makes runs/<run_name>/ and returns its name; a run started in the same second under the same name (the tasks
+    of an array job) gets runs/<run_name>_2/, _3, ..., never another run's folder."""
+    name, copies = run_name, 1
+    while True:
+        try:
+            os.makedirs(os.path.join("runs", name))
+            return name
+        except FileExistsError:
+            copies += 1
+            name = f"{run_name}_{copies}"
+
+
+def save_file(write, path):
+    """Writes aside, then renames: a full disk or a kill mid-write never leaves a damaged file under `path`."""
+    tmp_path = "{}.tmp{}".format(*os.path.splitext(path))  # q_table.tmp.npy: np.save adds .npy to other names
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
     finally:
-        env.close()
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Scripts run as subprocesses (end to end, exit codes, files written) or are impor
 (unit tests of their parts). Runs write runs/ under a temporary directory, never into the repository.
 """
 import csv
+import errno
 import glob
 import importlib.util
 import json
@@ -161,9 +162,9 @@ def test_fl_slippery_default_run_reaches_the_optimum_and_says_so(tmp_path):
     simulated, printed_exact, printed_best = _fl_printed_rates(result.stdout)
     assert simulated >= 0.72 and abs(simulated - policy_success) < 0.02  # 10,000 episodes: sd 0.0044
     assert abs(printed_exact - policy_success) < 1e-4 and abs(printed_best - best) < 1e-4
-    # the summary comes last: result, files, again, video; eval.json is strict JSON with the same numbers
-    tail = result.stdout.strip().splitlines()[-4:]
-    assert [line.split(":")[0] for line in tail] == ["result", "files", "again", "video"], tail
+    # the summary comes last: result, files, plot, again, video; eval.json is strict JSON with the same numbers
+    tail = result.stdout.strip().splitlines()[-5:]
+    assert [line.split(":")[0] for line in tail] == ["result", "files", "plot", "again", "video"], tail
     assert f"{os.path.relpath(run_dir, tmp_path)}/ (args.json, episodes.csv, q_table.npy, eval.json)" in tail[1]
     eval_json = json.loads(open(os.path.join(run_dir, "eval.json")).read(),
                            parse_constant=lambda name: pytest.fail(f"eval.json holds {name}"))
@@ -410,10 +411,126 @@ def test_fl_capture_video_records_the_greedy_episodes(tmp_path):
             obs, _, terminated, truncated, _ = env.step(policy[obs])
             length, done = length + 1, terminated or truncated
         assert imageio_ffmpeg.count_frames_and_secs(path)[0] == length + 1  # the reset frame and one per step
+    # the run was trained with --capture-video, but its evaluation again records nothing unless asked to
+    plain = _fl_run(_fl_printed_command(result.stdout, "again"), tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert not (tmp_path / "videos" / (os.path.basename(run_dir) + "-eval")).exists() and "video:" not in plain.stdout
     # the printed video command works on the saved table alone, into videos/<run folder>-eval/
     again = _fl_run(_fl_printed_command(result.stdout, "video"), tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(glob.glob(str(tmp_path / "videos" / (os.path.basename(run_dir) + "-eval") / "*.mp4"))) == 2
+
+
+def test_fl_agent_and_env_streams_are_independent():
+    """The agent's draws (exploration, ties) are none of the env's slips: independent streams from one --seed."""
+    fl = _fl_module()
+    for seed in [0, 1, 2, 12345]:
+        agent, env_seed = fl.random_streams(seed)
+        env = fl.make_env()
+        env.reset(seed=env_seed)
+        env_draws = set(_copy_of_stream(env.unwrapped.np_random).random_raw(1000).tolist())
+        assert not set(agent.bit_generator.random_raw(1000).tolist()) & env_draws
+        assert fl.random_streams(seed)[1] == env_seed  # the same --seed, the same streams
+
+
+@pytest.mark.parametrize("stop, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_fl_sigterm_and_ctrl_c_stop_cleanly_with_the_log_and_the_q_table(tmp_path, stop, code):
+    proc = subprocess.Popen([sys.executable, _FL_SCRIPT, "--episodes", "10000000"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    _wait_for_rows(tmp_path, "episodes.csv", 100)
+    proc.send_signal(stop)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert ("terminated (SIGTERM)" if code == 143 else "interrupted (Ctrl-C)") in stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    rows = read_csv(run_dir / "episodes.csv")
+    assert len(rows) >= 100 and all(row["learning_rate"] for row in rows)  # every row complete
+    assert np.load(run_dir / "q_table.npy").shape == (16, 4)
+
+
+def test_fl_same_second_runs_get_folders_of_their_own(tmp_path, monkeypatch):
+    fl = _fl_module()
+    monkeypatch.setattr(fl.time, "time", lambda: 1_000_000.0)  # both runs start in the same second
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        fl.main(["--episodes", "50", "--eval-episodes", "10"])
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "FrozenLake-v1__q_learning_frozenlake__1__1000000", "FrozenLake-v1__q_learning_frozenlake__1__1000000_2"]
+
+
+def test_fl_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(tmp_path, monkeypatch, capsys):
+    (tmp_path / "runs").write_text("a file where the runs/ folder would go")
+    assert _fl_run_failing(tmp_path, ["--episodes", "50"]) == 1
+    fl = _fl_module()
+    small_disk = _SmallDisk.opener("episodes.csv", 2_000)
+    monkeypatch.setattr(fl, "open", small_disk, raising=False)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    with pytest.raises(SystemExit) as stop:
+        fl.main(["--episodes", "1000"])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [err.strip()] and "No space left on device" in err
+    (run_dir,) = (tmp_path / "sub" / "runs").iterdir()
+    assert json.loads((run_dir / "args.json").read_text())["episodes"] == 1000  # written before the disk filled: intact
+    rows = read_csv(run_dir / "episodes.csv")
+    assert rows and all(row["learning_rate"] for row in rows)  # whole rows up to where the disk filled
+
+
+def _fl_run_failing(cwd, args):
+    result = _fl_run(args, cwd)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write ") and "Traceback" not in result.stderr, result.stderr
+    return result.returncode
+
+
+def _copy_of_stream(generator):
+    """A copy of a numpy Generator's bit stream at its current position (the original is not advanced)."""
+    copy = np.random.PCG64()
+    copy.state = generator.bit_generator.state
+    return copy
+
+
+def _wait_for_rows(cwd, name, rows, timeout=60):
+    """Wait until runs/*/<name> holds `rows` lines (the CSV files are line-buffered)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not any(len(p.read_text().splitlines()) > rows for p in Path(cwd).glob(f"runs/*/{name}")):
+        time.sleep(0.1)
+
+
+class _SmallDisk:
+    """A file on a disk that is full after `capacity` characters: a write past it fails as a full disk does (ENOSPC)."""
+
+    def __init__(self, file, capacity):
+        self.file, self.capacity, self.written = file, capacity, 0
+
+    @classmethod
+    def opener(cls, name, capacity):
+        import builtins
+
+        def small_disk_open(path, mode="r", *args, **kwargs):
+            file = builtins.open(path, mode, *args, **kwargs)
+            return cls(file, capacity) if str(path).endswith(name) and "w" in mode else file
+        return small_disk_open
+
+    def write(self, text):
+        if self.written + len(text) > self.capacity:
+            self.full = True
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.written += len(text)
+        return self.file.write(text)
+
+    def close(self):  # as a real file's: close() flushes what the failed write left in the buffer, and fails again
+        self.file.close()
+        if getattr(self, "full", False):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # ---- dqn_cartpole.py ----
@@ -506,33 +623,51 @@ def test_epsilon_schedule_is_linear_then_flat(dqn):
 
 
 def _count_updates_in_the_loop(module, monkeypatch, tmp_path, *flags):
-    """Run the real loop and count its gradient steps (calls of compute_td_target) and target updates."""
+    """Run the real loop and count its gradient steps (calls of compute_td_target) and target updates, and record
+    after how many env steps (transitions stored so far) each one happened."""
     counts = {"gradient": 0, "target": 0}
+    at = {"steps": 0, "gradient": [], "target": []}
     original_target, original_update = module.compute_td_target, module.update_target_network
+    original_add = module.ReplayBuffer.add
+
+    def counting_add(self, obs, *args, **kwargs):
+        at["steps"] += len(obs)
+        return original_add(self, obs, *args, **kwargs)
 
     def counting_target(*args, **kwargs):
         counts["gradient"] += 1
+        at["gradient"].append(at["steps"])
         return original_target(*args, **kwargs)
 
     def counting_update(*args, **kwargs):
         counts["target"] += 1
+        at["target"].append(at["steps"])
         return original_update(*args, **kwargs)
+    monkeypatch.setattr(module.ReplayBuffer, "add", counting_add)
     monkeypatch.setattr(module, "compute_td_target", counting_target)
     monkeypatch.setattr(module, "update_target_network", counting_update)
     monkeypatch.chdir(tmp_path)
     module.main([*map(str, flags)])
+    counts["at"] = at
     return counts
 
 
 @pytest.mark.parametrize("num_envs, train_frequency, gradient_steps", [(1, 4, 600), (3, 4, 600), (3, 2, 1200), (8, 4, 600)])
 def test_frequencies_count_env_steps_whatever_the_number_of_envs(dqn, tmp_path, monkeypatch, num_envs, train_frequency,
                                                                   gradient_steps):
-    """Issue 9: over 2,400 env steps, --train-frequency 4 means 600 gradient steps with 1, 3 or 8 envs."""
+    """Over 2,400 env steps, --train-frequency 4 means 600 gradient steps with 1, 3 or 8 envs; and each one comes in
+    the vector step whose env steps hold a multiple of the frequency (env steps 0, 4, 8, ... with frequency 4)."""
     counts = _count_updates_in_the_loop(
         dqn, monkeypatch, tmp_path, "--total-timesteps", 2400, "--num-envs", num_envs, "--train-frequency", train_frequency,
         "--target-network-frequency", 100, "--learning-starts", 0, "--batch-size", 8, "--buffer-size", 3000,
         "--check-frequency", 0, "--eval-episodes", 1, "--no-save-model")
+    at = counts.pop("at")
     assert counts == {"gradient": gradient_steps, "target": 2400 // 100}
+
+    def vector_step_ends(frequency):  # env step m is in the vector step that has stored (m // num_envs + 1) * num_envs
+        return [(m // num_envs + 1) * num_envs for m in range(0, 2400, frequency)]
+    assert at["gradient"] == vector_step_ends(train_frequency)
+    assert at["target"] == vector_step_ends(100)
 
 
 def test_budget_not_a_multiple_of_the_envs_is_rounded_up_and_one_too_small_refused(tmp_path):
@@ -689,12 +824,19 @@ def test_best_model_keeps_the_best_checked_weights_on_episodes_apart_from_the_ev
         def check(self, *args):
             pass
     monkeypatch.setattr(dqn, "evaluate", fake_evaluate)
-    networks = [dqn.QNetwork(4, 2, 8) for _ in range(4)]
-    best = dqn.BestModel(networks[0], "CartPole-v1", episodes=5, seed=1, device="cpu")
-    for step, network in enumerate(networks, start=1):
+    network, snapshots = dqn.QNetwork(4, 2, 8), []
+    best = dqn.BestModel(network, "CartPole-v1", episodes=5, seed=1, device="cpu")
+    for step in range(1, 5):  # one network trained in place between the checks, as in the loop
+        with torch.no_grad():
+            for param in network.parameters():
+                param.add_(1.0)
+        snapshots.append({name: tensor.clone() for name, tensor in network.state_dict().items()})
         best.check(network, global_step=step * 1000, logs=NoLogs())
     assert (best.score, best.step) == (50.0, 4000)  # a tie goes to the later, longer-trained model
-    for name, tensor in networks[3].state_dict().items():
+    with torch.no_grad():  # training goes on after the last check: the kept weights must not move with it
+        for param in network.parameters():
+            param.add_(1.0)
+    for name, tensor in snapshots[3].items():
         assert torch.equal(best.weights[name], tensor)
     assert len(set(seeds_seen)) == 20  # no two checks replay the same starts
     eval_seeds = {dqn.episode_seed(1, episode) for episode in range(10)}  # main() evaluates seed 1 with 10 episodes
@@ -781,6 +923,112 @@ def test_ctrl_c_stops_cleanly_with_logs_and_model(tmp_path):
     rows = read_csv(run_dir / "episodes.csv")
     assert rows and all(row["epsilon"] for row in rows)  # every row complete, the file closed cleanly
     assert (run_dir / "dqn_cartpole.pt").exists()
+
+
+DQN_SCRIPTS = ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"]
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_agent_env_evaluation_and_probe_streams_are_independent(script):
+    """The agent's first draws (exploration, replay sampling) are none of the envs', the evaluation's or the probe's:
+    with default_rng(seed) and reset(seed=seed) they would be one stream (env 0's start = the agent's first uniforms)."""
+    module = load_script(script)
+    for seed in [0, 1, 2, 12345]:
+        agent, env_seed, probe = module.random_streams(seed)
+        envs = module.make_envs(module.parse_args(["--seed", str(seed), "--num-envs", "2"]))
+        envs.reset(seed=env_seed)
+        eval_env = module.gym.make("CartPole-v1")
+        eval_env.reset(seed=module.episode_seed(seed, 0))
+        others = [env.unwrapped.np_random for env in envs.envs] + [eval_env.unwrapped.np_random, probe]
+        agent_draws = set(agent.bit_generator.random_raw(1000).tolist())
+        for other in others:
+            assert not agent_draws & set(_copy_of_stream(other).random_raw(1000).tolist())
+        assert module.random_streams(seed)[1] == env_seed  # the same --seed, the same streams
+        envs.close()
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_sigterm_stops_cleanly_with_logs_and_model(script, tmp_path):
+    """A scheduler's SIGTERM ends the run as Ctrl-C does: one line, exit code 143, whole CSV rows, the model saved."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / script), "--learning-starts", "90000"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_rows(tmp_path, "episodes.csv", 5)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines() == ["terminated (SIGTERM): logs are complete up to here, the model is saved"]
+    run_dir = only_run_dir(tmp_path)
+    rows = read_csv(run_dir / "episodes.csv")
+    assert len(rows) >= 5 and all(row["elapsed_s"] for row in rows)  # every row complete, the file closed cleanly
+    assert (run_dir / f"{script[:-3]}.pt").exists() and not list(run_dir.glob("*.tmp*"))
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(script, tmp_path, monkeypatch, capsys):
+    (tmp_path / "runs").write_text("a file where the runs/ folder would go")
+    result = run_script(script, *TINY, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("error: cannot write runs/") and "Not a directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    # a disk that fills up mid-run (measured on a 12 KB tmpfs: the failed write fails again at close()): one line naming the reason, the rows written before it intact
+    module = load_script(script)
+    monkeypatch.setattr(module, "open", _SmallDisk.opener("episodes.csv", 2_000), raising=False)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    with pytest.raises(SystemExit) as stop:
+        module.main([*map(str, TINY), "--total-timesteps", "3000"])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    run_dir = only_run_dir(tmp_path / "sub")
+    assert err.strip().splitlines() == [f"error: cannot write runs/{run_dir.name}/: No space left on device"]
+    assert json.loads((run_dir / "args.json").read_text())["total_timesteps"] == 3000
+    rows = read_csv(run_dir / "episodes.csv")
+    assert 10 < len(rows) and all(row["elapsed_s"] for row in rows)  # whole rows up to where the disk filled
+    assert not (run_dir / "eval.json").exists()
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_same_second_runs_get_folders_of_their_own(script, tmp_path, monkeypatch):
+    module = load_script(script)
+    monkeypatch.setattr(module.time, "time", lambda: 1_000_000.0)  # both runs start in the same second
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        module.main([*map(str, TINY), "--check-frequency", "0", "--probe-states", "0"])
+    name = f"CartPole-v1__{script[:-3]}__1__1000000"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [name, f"{name}_2"]
+    assert all((tmp_path / "runs" / folder / "eval.json").exists() for folder in [name, f"{name}_2"])
+
+
+@pytest.mark.parametrize("script, flags, flag", [
+    ("dqn_cartpole.py", ["--buffer-size", 10**12, "--batch-size", 8], "--buffer-size"),
+    ("dqn_cartpole.py", ["--hidden-dim", 10**7], "--hidden-dim"),
+    ("dqn_cartpole.py", ["--num-envs", 10**9, "--total-timesteps", 2 * 10**9], "--num-envs"),
+    ("dqn_cartpole.py", ["--probe-states", 10**10], "--probe-states"),
+    ("dqn_cartpole.py", ["--eval-episodes", 10**10], "--eval-episodes"),
+    ("double_dqn.py", ["--buffer-size", 10**12], "--buffer-size"),
+    ("dueling_dqn.py", ["--hidden-dim", 10**7], "--hidden-dim"),  # its two streams: counted from its own network
+    ("per_dqn.py", ["--buffer-size", 10**12], "--buffer-size")])
+def test_a_size_that_cannot_fit_in_memory_is_refused_at_once(script, flags, flag, tmp_path):
+    start = time.time()
+    result = run_script(script, *flags, cwd=tmp_path, timeout=60)
+    assert_one_line_error(result)
+    assert result.stderr.startswith(f"error: {flag} ") and "GB of memory" in result.stderr
+    assert time.time() - start < 30 and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("script", ["dqn_cartpole.py", "per_dqn.py"])
+def test_the_memory_check_counts_what_the_buffer_really_allocates(script):
+    module = load_script(script)
+    for capacity in [1, 1000, 1025]:
+        if script == "per_dqn.py":
+            rb = module.PrioritizedReplayBuffer(capacity, 4, np.random.default_rng(0), alpha=0.6, eps=1e-6)
+            expected = module.PrioritizedReplayBuffer.bytes_needed(capacity, 4)
+            arrays = [rb.obs, rb.next_obs, rb.actions, rb.rewards, rb.terminated, rb.tree.nodes]  # the ring and the tree
+        else:
+            rb = module.ReplayBuffer(capacity, 4, np.random.default_rng(0))
+            expected = module.ReplayBuffer.bytes_needed(capacity, 4)
+            arrays = [rb.obs, rb.next_obs, rb.actions, rb.rewards, rb.terminated]
+        assert sum(array.nbytes for array in arrays) == expected
 
 
 def test_defaults_learn_cartpole(tmp_path):
@@ -1150,8 +1398,11 @@ def test_seed_runner_summarises_over_seeds_and_the_plot_script_draws_from_it(tmp
     assert result.returncode == 0, result.stderr
     (summary,) = json.loads((tmp_path / "summary.json").read_text())
     assert (summary["script"], summary["env_id"], summary["seeds"], summary["runs"]) == ("dqn_cartpole.py", "CartPole-v1", "1-2", 2)
+    assert summary["flags"] == list(map(str, flags)) and summary["budget"] == {"total_timesteps": 1000}
+    (tag,) = [path.name for path in (tmp_path / "runs" / "dqn_cartpole" / "CartPole-v1").iterdir()]
+    assert tag == summary["flags_tag"] and tag.startswith("total-timesteps=1000_learning-starts=200")
     for model, key in [("kept", "mean"), ("final", "final_mean")]:
-        scores = [json.loads(path.read_text())[key] for path in sorted(tmp_path.glob("runs/dqn_cartpole/CartPole-v1/seed-*/runs/*/eval.json"))]
+        scores = [json.loads(path.read_text())[key] for path in sorted(tmp_path.glob(f"runs/dqn_cartpole/CartPole-v1/{tag}/seed-*/runs/*/eval.json"))]
         m = summary[model]
         assert m["scores"] == scores and m["mean"] == pytest.approx(np.mean(scores))
         assert m["reached"] == sum(score >= 10 for score in scores) and m["iqm"] == pytest.approx(np.mean(scores))  # 2 seeds: no quarter to cut
@@ -1159,7 +1410,7 @@ def test_seed_runner_summarises_over_seeds_and_the_plot_script_draws_from_it(tmp
     assert summary["sps_median"] > 0 and summary["first_check_at_threshold"]["runs"] in (0, 1, 2)
     again = subprocess.run(list(map(str, runner)), capture_output=True, text=True, timeout=300)
     assert again.stdout.count("skipped") == 2  # resumable: finished runs are not trained again
-    curves = read_csv(tmp_path / "curves" / "dqn_cartpole__CartPole-v1.csv")
+    curves = read_csv(tmp_path / "curves" / f"dqn_cartpole__CartPole-v1__{tag}.csv")
     assert {row["kind"] for row in curves} == {"check", "episodes", "probe_q"}
     plot = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "plot_results.py"), "--curves", str(tmp_path / "curves"),
                            "--out", str(tmp_path / "figs")], capture_output=True, text=True, timeout=120)
@@ -2033,3 +2284,363 @@ def test_atari_checkpoint_that_cannot_be_written_leaves_the_previous_one_to_resu
     _atari_main(atari, "--resume", f"runs/{run_dir.name}")
     assert "resumed at step 300" in capsys.readouterr().out
     assert json.loads((run_dir / "eval.json").read_text())["step"] == 1000
+
+
+# ---- benchmarks/ tools: run_seeds.py and plotting --------------------------------------------
+import hashlib  # noqa: E402,F811  (this block's own: the bootstrap generator is seeded from a SHA-256)
+
+RUN_SEEDS = ROOT / "benchmarks" / "run_seeds.py"
+PLOT_RESULTS = ROOT / "benchmarks" / "plot_results.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run_seeds():
+    spec = importlib.util.spec_from_file_location("run_seeds", RUN_SEEDS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tool(path, *args, cwd=None, env=None, timeout=120):
+    return subprocess.run([sys.executable, str(path), *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS="1", **(env or {})))
+
+
+def _fake_run(run_seeds, root, seed, kept, *, script="dqn_cartpole.py", env_id="CartPole-v1", extra=(), final=None,
+              returns=(20.0,), elapsed=True, checks=(), cpu_s=2.0, total_timesteps=1000):
+    """A finished run as run_seeds.py leaves it: its folder's run.json, and the run folder the script wrote in it
+    (args.json, and episodes.csv, checks.csv, train.csv, eval.json as dqn_cartpole.py's Logs writes them;
+    q_learning_frozenlake.py's episodes.csv and eval.json for that script). A CartPole return is its length."""
+    cwd = Path(run_seeds.run_dir_of(script, env_id, seed, list(extra), str(root)))
+    run_dir = cwd / "runs" / f"{env_id}__{script[:-3]}__{seed}__1700000000"
+    run_dir.mkdir(parents=True)
+    (cwd / "run.json").write_text(json.dumps({"wall_s": cpu_s + 1, "cpu_s": cpu_s, "exit_code": 0}))
+    if script == "q_learning_frozenlake.py":
+        (run_dir / "args.json").write_text(json.dumps({"episodes": len(returns), "seed": seed, "script": script}))
+        rows = ["episode,return,length,epsilon,learning_rate"] + [f"{i + 1},{r},{7 + i % 3},0.5,0.1" for i, r in enumerate(returns)]
+        (run_dir / "episodes.csv").write_text("\n".join(rows) + "\n")
+        (run_dir / "eval.json").write_text(json.dumps({"success_rate": final, "exact_this_policy": kept, "best_achievable": 0.7442}))
+        return run_dir
+    (run_dir / "args.json").write_text(json.dumps({"total_timesteps": total_timesteps, "env_id": env_id, "seed": seed,
+                                                   "gamma": 0.99, "script": script}))
+    steps = np.cumsum(returns).astype(int)
+    header = "global_step,episodic_return,episodic_length,epsilon" + (",elapsed_s" if elapsed else "")
+    rows = [f"{s},{r},{int(r)},0.1" + (f",{0.5 * (i + 1)}" if elapsed else "") for i, (s, r) in enumerate(zip(steps, returns))]
+    (run_dir / "episodes.csv").write_text("\n".join([header, *rows]) + "\n")
+    (run_dir / "checks.csv").write_text("\n".join(["global_step,score,kept,elapsed_s",
+                                                   *[f"{s},{score},1,{s / 1000}" for s, score in checks]]) + "\n")
+    (run_dir / "train.csv").write_text("global_step,loss,q_values,sps,probe_q_mean,probe_q_max\n")
+    (run_dir / "eval.json").write_text(json.dumps({"mean": kept, "final_mean": kept if final is None else final,
+                                                   "returns": [kept]}))
+    return run_dir
+
+
+def _summaries(run_seeds, root, *args, capsys=None):
+    """run_seeds.py --summary-only on these arguments (flags after `--` too), in this process: the summaries."""
+    args = list(map(str, args))
+    own, extra = (args[: args.index("--")], args[args.index("--"):]) if "--" in args else (args, [])
+    run_seeds.main([*own, "--root", str(root), "--summary-only", *extra])
+    if capsys is not None:
+        return json.loads((Path(root) / "summary.json").read_text()), capsys.readouterr().out
+    return json.loads((Path(root) / "summary.json").read_text())
+
+
+def test_flags_tag_is_readable_and_tells_apart_any_two_sets_of_flags(run_seeds):
+    assert run_seeds.flags_tag([]) == "defaults"
+    small, large = run_seeds.flags_tag(["--total-timesteps", "1000"]), run_seeds.flags_tag(["--total-timesteps", "100000"])
+    assert small.startswith("total-timesteps=1000_") and large.startswith("total-timesteps=100000_") and small != large
+    assert small == run_seeds.flags_tag(["--total-timesteps", "1000"])  # stable: the folder is found again
+    long = ["--total-timesteps", "1000", "--learning-starts", "500", "--check-frequency", "1000", "--buffer-size"]
+    cut_apart = run_seeds.flags_tag(long + ["1000"]), run_seeds.flags_tag(long + ["2000"])  # differ past the cut
+    assert cut_apart[0] != cut_apart[1] and all(len(tag) <= 49 and "__" not in tag for tag in cut_apart)
+    assert run_seeds.flags_tag(["--lr", "a/b"]) != run_seeds.flags_tag(["--lr", "a_b"])  # made readable alike
+    assert "/" not in run_seeds.flags_tag(["--lr", "a/b"])
+    folder = Path(run_seeds.run_dir_of("dqn_cartpole.py", "CartPole-v1", 3, ["--total-timesteps", "1000"], "/r"))
+    assert folder == Path("/r/runs/dqn_cartpole/CartPole-v1") / small / "seed-3"
+    assert Path(run_seeds.run_dir_of("dqn_cartpole.py", "CartPole-v1", 3, [], "/r")).parent.name == "defaults"
+
+
+def test_sweeps_with_other_flags_neither_skip_nor_summarise_each_others_runs(tmp_path):
+    base = ["q_learning_frozenlake.py", "--seeds", "1", "--jobs", 1, "--root", tmp_path, "--", "--eval-episodes", 100]
+    first = _tool(RUN_SEEDS, *base, "--episodes", 100)
+    second = _tool(RUN_SEEDS, *base, "--episodes", 300)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "skipped" not in second.stdout  # the other budget is another run
+    assert "skipped" in _tool(RUN_SEEDS, *base, "--episodes", 300).stdout  # the same flags: the same run
+    summaries = json.loads((tmp_path / "summary.json").read_text())
+    assert [s["budget"] for s in summaries] == [{"episodes": 100}, {"episodes": 300}]
+    assert [s["flags"] for s in summaries] == [["--eval-episodes", "100", "--episodes", "100"],
+                                               ["--eval-episodes", "100", "--episodes", "300"]]
+    assert all(s["runs"] == 1 and s["per_seed"][0]["episodes"] == s["budget"]["episodes"] for s in summaries)
+    assert "| --eval-episodes 100 --episodes 300 | 300 episodes |" in second.stdout
+
+
+def test_summary_shows_its_flags_and_budget_and_keeps_other_flags_apart(run_seeds, tmp_path, capsys):
+    for seed, (small, large) in enumerate([(10, 400), (20, 500)], start=1):
+        _fake_run(run_seeds, tmp_path, seed, small, extra=["--total-timesteps", "1000"])
+        _fake_run(run_seeds, tmp_path, seed, large, extra=["--total-timesteps", "50000"], total_timesteps=50_000)
+    _summaries(run_seeds, tmp_path, "dqn_cartpole.py", "--seeds", "1-2", "--", "--total-timesteps", 1000)
+    summaries, out = _summaries(run_seeds, tmp_path, "dqn_cartpole.py", "--seeds", "1-2", "--", "--total-timesteps", 50000, capsys=capsys)
+    assert [(s["budget"], s["kept"]["scores"]) for s in summaries] == [({"total_timesteps": 1000}, [10, 20]),
+                                                                       ({"total_timesteps": 50000}, [400, 500])]
+    assert "| dqn_cartpole.py | CartPole-v1 | --total-timesteps 50000 | 50,000 steps | 1-2 |" in out
+
+
+def test_interquartile_mean_is_the_mean_of_the_middle_half_not_the_mean(run_seeds, tmp_path):
+    scores = [10, 500, 20, 30, 40, 50, 60, 70]  # IQM: mean of 30, 40, 50, 60 = 45; the mean is 97.5
+    for seed, score in enumerate(scores, start=1):
+        _fake_run(run_seeds, tmp_path, seed, score, final=score / 10)
+    (summary,) = _summaries(run_seeds, tmp_path, "dqn_cartpole.py", "--seeds", "1-8")
+    assert summary["kept"]["iqm"] == 45.0 and summary["kept"]["mean"] == 97.5 and summary["kept"]["reached"] == 1
+    assert summary["final"]["iqm"] == pytest.approx(4.5) and summary["kept"]["scores"] == scores
+    # the interval, exactly: the documented generator (SHA-256 of script, env, flags, seeds), 10,000 resamples
+    key = json.dumps(["dqn_cartpole.py", "CartPole-v1", [], list(range(1, 9))])
+    rng = np.random.default_rng(np.random.SeedSequence(int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "big")))
+    means = np.array(scores, dtype=float)[rng.integers(0, 8, size=(10_000, 8))].mean(axis=1)
+    assert summary["kept"]["ci95"] == [np.quantile(means, 0.025), np.quantile(means, 0.975)]
+
+
+def test_bootstrap_interval_is_exact_where_it_can_be(run_seeds, tmp_path):
+    for seed in (1, 2, 3):
+        _fake_run(run_seeds, tmp_path, seed, 500.0)
+    for seed, score in [(11, 100.0), (12, 300.0)]:
+        _fake_run(run_seeds, tmp_path, seed, score)
+    same, two = _summaries(run_seeds, tmp_path, "dqn_cartpole.py", "--seeds", "1-3,11-12")
+    assert same["kept"]["ci95"] == [500.0, 500.0]  # every resample's mean is 500
+    assert two["kept"]["ci95"] == [100.0, 300.0]  # a quarter of the resamples are (100, 100), a quarter (300, 300)
+
+
+def test_a_summarys_interval_is_the_same_alone_and_after_another_group(run_seeds, tmp_path):
+    for seed, score in enumerate([30, 480, 500, 120, 500, 310, 75, 500], start=1):
+        _fake_run(run_seeds, tmp_path, seed, score)
+        _fake_run(run_seeds, tmp_path, 100 + seed, 600 - score)
+    (alone,) = _summaries(run_seeds, tmp_path, "dqn_cartpole.py", "--seeds", "101-108")
+    after = _summaries(run_seeds, tmp_path, "dqn_cartpole.py", "--seeds", "1-8,101-108")[-1]
+    assert after["seeds"] == "101-108" and after["kept"]["ci95"] == alone["kept"]["ci95"]
+    assert alone["kept"]["ci95"][0] < alone["kept"]["mean"] < alone["kept"]["ci95"][1]
+    first = _summaries(run_seeds, tmp_path, "dqn_cartpole.py", "--seeds", "1-8")[-1]
+    assert first["kept"]["ci95"] != after["kept"]["ci95"]
+
+
+def test_episodes_to_the_lectures_criterion_use_the_last_100_returns(run_seeds):
+    returns = [100.0] * 100 + [500.0] * 100  # mean of episodes k-99..k = 100 + 4 (k - 100): >= 195 from k = 124
+    assert run_seeds.episodes_to_mean(returns) == 124
+    brute = next(k for k in range(100, 201) if np.mean(returns[k - 100:k]) >= 195)
+    assert brute == 124
+    early = [200.0] + [100.0] * 150
+    assert run_seeds.episodes_to_mean(early) is None and run_seeds.episodes_to_mean(early, partial=True) == 1
+    assert run_seeds.episodes_to_mean([500.0] * 99) is None  # fewer than 100 episodes: not yet
+    assert run_seeds.episodes_to_mean([500.0] * 100) == 100
+    assert run_seeds.episodes_to_mean([195.0] * 99 + [194.0]) is None
+    assert run_seeds.episodes_to_mean([19500.0] + [0.0] * 150) == 100  # episodes 1..100, not 2..100
+    assert run_seeds.episodes_to_mean([0.0] * 100 + [19500.0] + [0.0] * 50) == 101  # episodes 2..101, not 1..101
+
+
+def test_summary_reports_the_lectures_criterion_per_seed_and_group(run_seeds, tmp_path, capsys):
+    met_early = [100.0] * 100 + [500.0] * 100  # meets at episode 124: within 200
+    met_late = [100.0] * 226 + [500.0] * 30  # 100 + 4 (k - 226) >= 195 at k = 250: not within 200
+    never = [150.0] * 300
+    _fake_run(run_seeds, tmp_path, 1, 500.0, returns=met_early, checks=[(1000, 500.0), (2000, 949.0), (3000, 960.0)])
+    _fake_run(run_seeds, tmp_path, 2, 480.0, returns=met_late, elapsed=False)  # no elapsed_s column: no wall time
+    _fake_run(run_seeds, tmp_path, 3, 300.0, returns=never)
+    (summary,), out = _summaries(run_seeds, tmp_path, "dqn_cartpole.py", "--seeds", "1-3", capsys=capsys)
+    per_seed = summary["per_seed"]
+    assert [s["episodes_to_195"] for s in per_seed] == [124, 250, None]
+    assert [s["within_200"] for s in per_seed] == [True, False, False]
+    assert per_seed[0]["step_at_195"] == int(sum(met_early[:124])) and per_seed[0]["wall_s_at_195"] == 62.0
+    assert per_seed[1]["step_at_195"] == int(sum(met_late[:250])) and per_seed[1]["wall_s_at_195"] is None
+    assert [s["kept"] for s in per_seed] == [500.0, 480.0, 300.0]
+    # a check plays 1,000 steps on CartPole: the bar is 950, so 500 and 949 do not count
+    assert per_seed[0]["first_check_at_threshold"] == {"step": 3000, "wall_s": 3.0}
+    assert summary["first_check_at_threshold"]["runs"] == 1 and summary["first_check_at_threshold"]["median_steps"] == 3000
+    criterion = summary["lecture_criterion"]
+    assert (criterion["met"], criterion["within_200"]) == (2, 1)
+    assert criterion["median_episodes"] == 250  # of 124, 250 and never: never ranks last
+    assert criterion["ci95_median_episodes"] == [124, None]  # P(median 124) = P(median never) = 7/27
+    assert "| 1/3; 250 [124, not met] |" in out
+
+
+def test_the_median_episodes_is_not_met_when_half_the_seeds_never_meet_it(run_seeds):
+    rng = np.random.default_rng(0)
+    assert run_seeds.median_with_never([124, 130, None, None], rng)[0] is None
+    assert run_seeds.median_with_never([124, 130, 140, None], rng)[0] == 135
+
+
+def test_frozenlake_speed_counts_env_steps_per_cpu_second_and_says_so(run_seeds, tmp_path, capsys):
+    returns = [0, 1] * 50  # 100 episodes of 7, 8 or 9 steps: 797 steps
+    for seed in (1, 2):
+        _fake_run(run_seeds, tmp_path, seed, 0.74, final=0.7, script="q_learning_frozenlake.py", env_id="FrozenLake-v1",
+                  returns=returns, cpu_s=2.0)
+    (summary,), out = _summaries(run_seeds, tmp_path, "q_learning_frozenlake.py", "--seeds", "1-2", capsys=capsys)
+    steps = sum(7 + i % 3 for i in range(100))
+    assert summary["sps_median"] == steps / 2 and summary["episodes_per_cpu_s_median"] == 50.0
+    assert summary["budget"] == {"episodes": 100} and "lecture_criterion" not in summary
+    assert f"| {steps / 2:,.0f} (50 episodes/s) |" in out and "SPS (env steps per CPU second)" in out
+    figs = _tool(PLOT_RESULTS, "--curves", tmp_path / "curves", "--out", tmp_path / "figs")
+    assert figs.returncode == 0, figs.stderr
+    assert (tmp_path / "figs" / "frozenlake.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize("args", [["dqn_cartpole.py", "--seeds", "abc"], ["dqn_cartpole.py", "--seeds", "5-3"],
+                                  ["no_such_script.py"], ["dqn_cartpole.py", "--", "--seed", "3"],
+                                  ["dqn_cartpole.py", "--", "--env-id=Acrobot-v1"],
+                                  ["dqn_cartpole.py", "--print-commands", "--slurm"],
+                                  ["dqn_cartpole.py", "--slurm", "--max-running", "0"],
+                                  ["dqn_cartpole.py", "--time", "00:10:00"], ["dqn_cartpole.py", "--jobs", "x"]])
+def test_run_seeds_bad_input_is_one_error_line(tmp_path, args):
+    assert_one_line_error(_tool(RUN_SEEDS, "--root", tmp_path, *args))  # --root first: never after a `--`
+    assert not (tmp_path / "runs").exists()
+
+
+def test_printed_commands_run_anywhere_then_the_summary_reports_them(tmp_path):
+    sweep = ["q_learning_frozenlake.py", "--seeds", "1-2", "--root", tmp_path / "results"]
+    flags = ["--", "--episodes", 200, "--eval-episodes", 100]
+    printed = _tool(RUN_SEEDS, *sweep, "--print-commands", *flags)
+    lines = printed.stdout.splitlines()
+    assert printed.returncode == 0 and len(lines) == 2 and "2 of 2 runs to do" in printed.stderr
+    assert all(line.startswith(f"mkdir -p {tmp_path / 'results'}/runs/q_learning_frozenlake/FrozenLake-v1/")
+               and "OMP_NUM_THREADS=1" in line and str(ROOT / "q_learning_frozenlake.py") in line for line in lines)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ran = subprocess.run(["xargs", "-d", "\n", "-P", "2", "-I{}", "sh", "-c", "{}"], input=printed.stdout, cwd=elsewhere,
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert not list(elsewhere.iterdir())  # each line went to its own run folder
+    summary = _tool(RUN_SEEDS, *sweep, "--summary-only", *flags)
+    assert summary.returncode == 0, summary.stderr
+    (s,) = json.loads((tmp_path / "results" / "summary.json").read_text())
+    assert s["runs"] == 2 and s["budget"] == {"episodes": 200} and s["cpu_s_median"] is not None
+    assert "| 1-2 | 0/2," in summary.stdout or "| 1-2 | 1/2," in summary.stdout or "| 1-2 | 2/2," in summary.stdout
+    again = _tool(RUN_SEEDS, *sweep, "--print-commands", *flags)
+    assert again.stdout == "" and "0 of 2 runs to do (2 finished)" in again.stderr
+
+
+def test_the_slurm_array_script_runs_each_run_in_its_folder(run_seeds, tmp_path):
+    sweep = ["q_learning_frozenlake.py", "--seeds", "1-4", "--root", tmp_path]
+    flags = ["--", "--episodes", 100, "--eval-episodes", 50]
+    written = _tool(RUN_SEEDS, *sweep, "--slurm", "--max-running", 3, "--time", "00:10:00", "--partition", "debug", *flags)
+    assert written.returncode == 0, written.stderr
+    path = Path(re.search(r"wrote (\S+\.sbatch)", written.stdout)[1])
+    text = path.read_text()
+    for line in ["#SBATCH --array=0-3%3", "#SBATCH --cpus-per-task=1", "#SBATCH --time=00:10:00", "#SBATCH --partition=debug"]:
+        assert line in text.splitlines()
+    assert "--summary-only" in written.stdout.splitlines()[-1]
+    seed_3 = Path(run_seeds.run_dir_of("q_learning_frozenlake.py", "FrozenLake-v1", 3, list(map(str, flags[1:])), str(tmp_path)))
+    assert f"mkdir -p {seed_3} && cd {seed_3} && rm -rf runs && " in text
+    stale = seed_3 / "runs" / "stopped"
+    stale.mkdir(parents=True)  # what a stopped run left: the run starts again from nothing
+    task = subprocess.run(["bash", str(path)], env=dict(os.environ, SLURM_ARRAY_TASK_ID="2"), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)  # array task 2 is seed 3
+    assert task.returncode == 0, task.stderr
+    assert not stale.exists()
+    assert [p.parent.parent.parent.name for p in tmp_path.glob("runs/*/*/*/seed-*/runs/*/eval.json")] == ["seed-3"]
+    rest = _tool(RUN_SEEDS, *sweep, "--slurm", *flags)
+    assert "#SBATCH --array=0-2\n" in Path(re.search(r"wrote (\S+\.sbatch)", rest.stdout)[1]).read_text()
+    no_sbatch = _tool(RUN_SEEDS, *sweep, "--submit", *flags, env={"PATH": os.path.dirname(sys.executable)})
+    assert_one_line_error(no_sbatch)
+    assert "sbatch not found" in no_sbatch.stderr
+
+
+def test_lecture_dqn_writes_a_run_folder_that_run_seeds_summarises(tmp_path):
+    result = _tool(RUN_SEEDS, "benchmarks/lecture_dqn.py", "--seeds", 1, "--root", tmp_path, "--",
+                   "--episodes", 12, "--eval-episodes", 2, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (summary,) = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["script"] == "benchmarks/lecture_dqn.py" and summary["budget"] == {"episodes": 12}
+    (run_dir,) = tmp_path.glob("runs/lecture_dqn/CartPole-v1/*/seed-1/runs/CartPole-v1__lecture_dqn__1__*")
+    rows = read_csv(run_dir / "episodes.csv")
+    assert list(rows[0]) == ["global_step", "episodic_return", "episodic_length", "epsilon", "elapsed_s"]
+    assert len(rows) == 12 and int(rows[-1]["global_step"]) == sum(float(row["episodic_return"]) for row in rows)
+    assert [float(row["epsilon"]) for row in rows[:3]] == [1.0, 0.995, 0.99]
+    assert all(float(a["elapsed_s"]) <= float(b["elapsed_s"]) for a, b in zip(rows, rows[1:]))
+    saved = json.loads((run_dir / "eval.json").read_text())
+    assert summary["kept"]["scores"] == [saved["mean"]] and len(saved["returns"]) == 2
+    seed = summary["per_seed"][0]
+    assert seed["episodes"] == 12 and seed["episodes_to_195"] is None and seed["within_200"] is False
+    plot = _tool(PLOT_RESULTS, run_dir)
+    assert plot.returncode == 0 and plot.stdout == f"wrote {run_dir / 'plot.png'}\n", plot.stderr
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("plotted")
+    result = run_script("dqn_cartpole.py", "--total-timesteps", 2000, "--learning-starts", 500, "--check-frequency", 1000,
+                        "--eval-episodes", 2, "--check-episodes", 2, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return only_run_dir(cwd)
+
+
+def _assert_png(path, min_bytes=20_000, min_width=1000):
+    data = Path(path).read_bytes()
+    assert data[:8] == PNG_SIGNATURE and len(data) > min_bytes
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # the IHDR chunk
+    assert width >= min_width and height > 300
+
+
+def test_plot_of_one_run_and_of_two_overlaid(cartpole_run, tmp_path):
+    one = _tool(PLOT_RESULTS, cartpole_run, cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout == f"wrote {cartpole_run / 'plot.png'}\n"
+    _assert_png(cartpole_run / "plot.png")
+    # a second run still going: no eval.json, checks.csv a header alone, episodes.csv cut in the middle of a row
+    going = tmp_path / "CartPole-v1__dqn_cartpole__2__1700000000"
+    going.mkdir()
+    args = json.loads((cartpole_run / "args.json").read_text())
+    (going / "args.json").write_text(json.dumps({**args, "seed": 2}))
+    text = (cartpole_run / "episodes.csv").read_text()
+    (going / "episodes.csv").write_text(text[: len(text) // 2 + 3])
+    (going / "checks.csv").write_text("global_step,score,kept,elapsed_s\n")
+    (going / "train.csv").write_text((cartpole_run / "train.csv").read_text()[:200])
+    two = _tool(PLOT_RESULTS, cartpole_run, going, "--png", tmp_path / "two.png", cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout == f"wrote {tmp_path / 'two.png'}\n"
+    _assert_png(tmp_path / "two.png")
+    default = _tool(PLOT_RESULTS, cartpole_run, going, cwd=tmp_path)
+    assert default.returncode == 0 and default.stdout == "wrote plot_runs.png\n"
+    _assert_png(tmp_path / "plot_runs.png")
+
+
+def test_plot_of_a_frozenlake_run_and_bad_folders(cartpole_run, tmp_path):
+    assert _fl_run(["--episodes", "300", "--eval-episodes", "100"], tmp_path).returncode == 0
+    run_dir = only_run_dir(tmp_path)
+    plot = _tool(PLOT_RESULTS, run_dir, "--png", tmp_path / "fl.png")
+    assert plot.returncode == 0, plot.stderr
+    _assert_png(tmp_path / "fl.png", min_bytes=10_000, min_width=800)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "args.json").write_text("{not json")
+    (tmp_path / "broken" / "episodes.csv").write_text("global_step,episodic_return\n")
+    (tmp_path / "args_only").mkdir()  # an args.json alone is not a run: what a script writes has episodes.csv too
+    (tmp_path / "args_only" / "args.json").write_text((cartpole_run / "args.json").read_text())
+    for bad in [[tmp_path / "empty"], [tmp_path / "nowhere"], [tmp_path / "broken"], [tmp_path / "args_only"], [cartpole_run, tmp_path / "empty"],
+                [cartpole_run, run_dir], [cartpole_run, "--out", tmp_path], ["--png", tmp_path / "x.png"]]:
+        result = _tool(PLOT_RESULTS, *bad)
+        assert_one_line_error(result)
+    assert not (tmp_path / "empty" / "plot.png").exists()
+
+
+def test_measure_runs_a_command_where_it_is_and_records_its_time(tmp_path):
+    (tmp_path / "runs" / "mine").mkdir(parents=True)  # --measure alone never removes anything
+    result = _tool(RUN_SEEDS, "--measure", sys.executable, "-c", "print('hello'); raise SystemExit(3)", cwd=tmp_path)
+    assert result.returncode == 3 and (tmp_path / "runs" / "mine").is_dir()
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["exit_code"] == 3 and info["cpu_s"] >= 0 and info["command"][0] == sys.executable
+    assert (tmp_path / "stdout.txt").read_text() == "hello\n"
+
+
+def test_the_committed_results_still_redraw_every_figure(tmp_path):
+    figs = _tool(PLOT_RESULTS, "--out", tmp_path, timeout=300)  # benchmarks/results/ as committed: curves, summary.json
+    assert figs.returncode == 0, figs.stderr
+    for name in ["cartpole", "overestimation", "frozenlake", "breakout", "acrobot-v1", "mountaincar-v0", "lunarlander-v3"]:
+        assert f"wrote {tmp_path / name}.png" in figs.stdout
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG_SIGNATURE
+    table = figs.stdout.split("bound 1/(1 - γ) = 100):")[1]
+    assert [line.split(" | ")[0] for line in table.strip().splitlines()[2:]] == [
+        "| double_dqn.py", "| dqn_cartpole.py", "| dueling_dqn.py", "| per_dqn.py"]
+
+
+@pytest.mark.parametrize("flags", [["--episodes", "0"], ["--eval-episodes", "-1"], ["--seed", "x"], ["--bogus"]])
+def test_lecture_dqn_bad_input_is_one_error_line(tmp_path, flags):
+    assert_one_line_error(_tool(ROOT / "benchmarks" / "lecture_dqn.py", *flags, cwd=tmp_path))
+    assert not (tmp_path / "runs").exists()

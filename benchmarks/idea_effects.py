@@ -60,7 +60,8 @@ def measure_dueling(seed, rows, period=2_000, states=4):
     import torch
     dueling = load_script("dueling_dqn.py")
     # states a random policy visits, from its own env (the same function the script uses for its Q probe)
-    fixed = torch.from_numpy(dueling.probe_states("CartPole-v1", seed + 10_000, 200)[:: 200 // states][:states])
+    probe = dueling.probe_states("CartPole-v1", seed + 10_000, 200, np.random.default_rng(seed + 10_000))
+    fixed = torch.from_numpy(probe[:: 200 // states][:states])
     original, state = dueling.Logs.train_step, {}
 
     def watching(self, global_step, loss, q_taken, q_network, probe_obs):

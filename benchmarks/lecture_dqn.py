@@ -4,7 +4,9 @@ What this is: the code from Lecture 03 ("Value Functions and Q-Learning"), Parts
 network (Part 3, "DQN for Simple Environments"), the ReplayBuffer (Part 4, "Trick 1: Experience
 Replay"), and DQNAgent with train_dqn (Part 5, "Complete DQN Implementation"). The agent and the training
 loop follow the lecture line for line. Only three things are added: the imports at the top, a
-filter for one torch warning, and a __main__ that measures a run and prints one line. The lecture's
+filter for one torch warning, and, after the lecture's code, a __main__ that measures a run (one torch
+thread), logs its episodes through an env wrapper (train_dqn itself is untouched), scores the trained agent
+greedily, writes a run folder and prints one line. The lecture's
 Atari `DQN` conv network (Part 3) is left out because CartPole does not use it, and so is its closing
 `render_mode='human'` episode, which needs a display.
 
@@ -40,11 +42,21 @@ Interface (the same as the lecture's, which is what bench_cartpole.py calls):
     train_dqn(env_name='CartPole-v1', n_episodes=500) -> (agent, rewards_per_episode)
     It prints a progress line every 50 episodes. The caller seeds random / np.random / torch beforehand.
 
-Usage: python benchmarks/lecture_dqn.py [--seed 1] [--episodes 500]
-Prints one line: RESULT seed=.. episodes=.. steps=.. time=..s sps=.. solve195_ep=.. solve475_ep=.. last100=..
+Usage: python benchmarks/lecture_dqn.py [--seed 1] [--episodes 500] [--eval-episodes 10]
+Prints one line: RESULT seed=.. episodes=.. steps=.. time=..s sps=.. solve195_ep=.. solve475_ep=.. last100=.. greedy=..
+and writes a run folder as the repository's scripts do, runs/CartPole-v1__lecture_dqn__<seed>__<time>/: args.json,
+episodes.csv (global_step, episodic_return, episodic_length, epsilon, elapsed_s; a row per episode as it ends) and
+eval.json (the trained agent's greedy returns on dqn_cartpole.py's evaluation episodes of the seed). So
+`python benchmarks/run_seeds.py benchmarks/lecture_dqn.py --seeds 1-10` runs and summarises it like the others
+(Lecture 03's criterion, episodes to a 100-episode mean of 195, included), and
+`python benchmarks/plot_results.py runs/<run>` draws its training curve.
 """
 import argparse
+import csv
+import json
+import os
 import random
+import sys
 import time
 import warnings
 from collections import deque, namedtuple
@@ -290,20 +302,88 @@ def first_episode(rewards, threshold, window=100):
     return None
 
 
+class EpisodeLog(gym.Wrapper):
+    """Writes a row to episodes.csv at the end of each episode, as the repository's scripts do: global_step,
+    episodic_return, episodic_length, epsilon, elapsed_s. The file is line-buffered (a run can be plotted while
+    it goes). epsilon is the agent's during the episode: DQNAgent's schedule, max(0.01, 0.995 ** episode)."""
+
+    def __init__(self, env, writer, start_time):
+        super().__init__(env)
+        self.writer, self.start_time = writer, start_time
+        self.global_step, self.episode, self.episode_return, self.episode_length = 0, 0, 0.0, 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.global_step += 1
+        self.episode_return += float(reward)
+        self.episode_length += 1
+        if terminated or truncated:
+            self.writer.writerow([self.global_step, self.episode_return, self.episode_length,
+                                  round(max(0.01, 0.995 ** self.episode), 4), round(time.time() - self.start_time, 2)])
+            self.episode, self.episode_return, self.episode_length = self.episode + 1, 0.0, 0
+        return obs, reward, terminated, truncated, info
+
+
+def greedy_returns(agent, env_id, seed, episodes):
+    """The trained agent's greedy returns (select_action with training=False) on the episodes dqn_cartpole.py's
+    own evaluation plays for this seed: env seeds (seed + 1) * 2**32 + k, the env's own time limit."""
+    env, returns = gym.make(env_id), []
+    for k in range(episodes):
+        state, _ = env.reset(seed=(seed + 1) * 2**32 + k)
+        total, done = 0.0, False
+        while not done:
+            state, reward, terminated, truncated, _ = env.step(agent.select_action(state, training=False))
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+    env.close()
+    return np.array(returns)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Bad input: one `error:` line on stderr and exit code 2, as the repository's scripts do."""
+
+    def error(self, message):
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description="Lecture 03's DQN on CartPole-v1, timed (see the module docstring).")
+    p = ArgumentParser(description="Lecture 03's DQN on CartPole-v1, timed (see the module docstring).")
     p.add_argument("--seed", type=int, default=1, help="seeds random, numpy and torch (the env stays unseeded)")
     p.add_argument("--episodes", type=int, default=500, help="training episodes (the lecture: 500)")
+    p.add_argument("--env-id", default="CartPole-v1", help="the env train_dqn makes (the lecture: CartPole-v1)")
+    p.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes that score the trained agent")
     a = p.parse_args()
+    if a.episodes < 1 or a.eval_episodes < 1:
+        p.error(f"--episodes and --eval-episodes must be at least 1, got {a.episodes} and {a.eval_episodes}")
     random.seed(a.seed)
     np.random.seed(a.seed)
     torch.manual_seed(a.seed)
+    torch.set_num_threads(1)
+    # The run folder the repository's scripts write, so benchmarks/run_seeds.py and plot_results.py read it alike:
+    # args.json, episodes.csv (written during training), eval.json (at the end: the run finished).
+    run_dir = os.path.join("runs", f"{a.env_id}__lecture_dqn__{a.seed}__{int(time.time())}")
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "args.json"), "w") as f:
+        json.dump({**vars(a), "exp_name": "lecture_dqn", "gamma": 0.99, "script": "lecture_dqn.py"}, f, indent=2)
     t0 = time.time()
-    agent, rewards = train_dqn(n_episodes=a.episodes)
+    with open(os.path.join(run_dir, "episodes.csv"), "w", newline="", buffering=1) as f:
+        writer = csv.writer(f)
+        writer.writerow(["global_step", "episodic_return", "episodic_length", "epsilon", "elapsed_s"])
+        # train_dqn makes its env by name: a registered name that makes the env wrapped in the log
+        logged_id = f"LectureLog/{a.env_id}"
+        gym.register(logged_id, entry_point=lambda: EpisodeLog(gym.make(a.env_id), writer, t0))
+        agent, rewards = train_dqn(env_name=logged_id, n_episodes=a.episodes)
     dt = time.time() - t0
     steps = int(sum(rewards))  # a CartPole episode's return is its length
+    returns = greedy_returns(agent, a.env_id, a.seed, a.eval_episodes)
+    with open(os.path.join(run_dir, "eval.json"), "w") as f:  # no checks: the reported model is the final one
+        json.dump({"returns": returns.tolist(), "mean": returns.mean(), "std": returns.std(),
+                   "final_returns": returns.tolist(), "final_mean": returns.mean(), "final_std": returns.std()}, f, indent=2)
     print(
         f"RESULT seed={a.seed} episodes={len(rewards)} steps={steps} time={dt:.1f}s sps={steps / dt:.0f} "
         f"solve195_ep={first_episode(rewards, 195)} solve475_ep={first_episode(rewards, 475)} "
-        f"last100={np.mean(rewards[-100:]):.1f}"
+        f"last100={np.mean(rewards[-100:]):.1f} greedy={returns.mean():.1f}"
     )
+    print(f"files:  {run_dir}/ (args.json, episodes.csv, eval.json)")
+    print(f"plot:   python {os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'plot_results.py'))} {run_dir}")

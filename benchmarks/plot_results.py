@@ -1,7 +1,18 @@
-"""Draw the figures in docs/ from the small CSVs that benchmarks/run_seeds.py keeps in benchmarks/results/curves/.
+"""Draw the figures in docs/ from the small CSVs that benchmarks/run_seeds.py keeps, or one PNG of your own runs.
 
     python benchmarks/plot_results.py                       # every figure there is data for
     python benchmarks/plot_results.py --curves DIR --out DIR
+    python benchmarks/plot_results.py runs/<run> [runs/<run> ...] [--png FILE]   # your runs, while they go too
+
+Run folders (what a script writes: runs/<env>__<exp-name>__<seed>__<time>/) give one PNG, by default RUN/plot.png
+for one run and plot_runs.png (here) for several, overlaid with a legend of script and seed. A DQN run's PNG has the
+training returns per episode with their 100-episode mean (on CartPole the lines 195, Lecture 03's bar, and 475, and
+the first episode whose last 100 average 195), the greedy checks (checks.csv; on CartPole against 950 of a check's
+1,000 steps) and the probe's mean and max Q (train.csv) against the bound 1/(1 - γ); a q_learning_frozenlake.py run's
+its success rate per episode (mean of the last 100) against the best achievable. It reads whatever is there: a run
+still going (a half-written row, checks.csv with a header alone, no eval.json) or stopped.
+
+Redrawing the docs' figures from benchmarks/results/curves/:
 
 Every curve is the mean over seeds with a 95% bootstrap band (the seeds resampled with replacement, numpy only):
 - docs/cartpole.png: the four CartPole DQN scripts, greedy checks (left) and training episodes (right);
@@ -14,7 +25,10 @@ matplotlib is needed here only; the training scripts never import it.
 import argparse
 import csv
 import glob
+import hashlib
+import json
 import os
+import sys
 import warnings
 from collections import defaultdict
 
@@ -57,7 +71,23 @@ def mean_and_band(per_seed, grid, column=1, rng=None, resamples=2_000):
 
 
 def curve_files(curves_dir, env_id):
-    return {os.path.basename(path).split("__")[0]: path for path in sorted(glob.glob(os.path.join(curves_dir, f"*__{env_id}.csv")))}
+    """{label: path} of the curves of one env: <script>__<env>.csv (the script's defaults, labelled by the script's
+    name) and <script>__<env>__<flags-tag>.csv (other flags, labelled "<script> <flags-tag>")."""
+    files = {}
+    for path in sorted(glob.glob(os.path.join(curves_dir, f"*__{env_id}.csv")) + glob.glob(os.path.join(curves_dir, f"*__{env_id}__*.csv"))):
+        parts = os.path.basename(path)[: -len(".csv")].split("__")
+        if parts[1] == env_id:
+            files[parts[0] if len(parts) == 2 else f"{parts[0]} {parts[2]}"] = path
+    return files
+
+
+def script_of(label):
+    return label.split(" ")[0]
+
+
+def color_of(label, others=("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")):
+    """A script's defaults in its own color, anything else (other flags, lecture_dqn) in one of the others."""
+    return COLORS.get(label) or others[int(hashlib.sha256(label.encode()).hexdigest(), 16) % len(others)]
 
 
 def plot_env(curves_dir, env_id, out, title):
@@ -68,14 +98,14 @@ def plot_env(curves_dir, env_id, out, title):
     threshold = THRESHOLDS.get(env_id)
     for name, path in files.items():
         data = read_curves(path)
-        color = COLORS.get(name)
+        color = color_of(name)
         for ax, kind in [(ax_check, "check"), (ax_train, "episodes")]:
             if kind not in data:
                 continue
             end = max(steps.max() for steps, *_ in data[kind].values())
             grid = np.linspace(0, end, 200)
             mean, lo, hi, n = mean_and_band(data[kind], grid)
-            ax.plot(grid, mean, color=color, label=f"{name}.py ({n} seeds)")
+            ax.plot(grid, mean, color=color, label=f"{script_of(name)}.py{name[len(script_of(name)):]} ({n} seeds)")
             ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
     if threshold is not None:
         for ax in (ax_check, ax_train):
@@ -99,9 +129,40 @@ def plot_env(curves_dir, env_id, out, title):
     return out
 
 
+def plot_lecture_criterion(curves_dir, out, bar=195.0, by_episode=200):
+    """Lecture 03's exercise: the mean of the last 100 training returns against the episode, per script (median
+    over seeds, interquartile band), with the lecture's bar (195) and its deadline (episode 200) marked."""
+    files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if " " not in name}
+    files = {name: read_curves(path)["mean100"] for name, path in files.items() if "mean100" in read_curves(path)}
+    if not files:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for name, per_seed in files.items():
+        grid = np.arange(100, 1001, 5)
+        curves = np.array([np.interp(grid, episodes, values, right=np.nan) for episodes, values, _ in per_seed.values()])
+        with warnings.catch_warnings():  # past a seed's last episode: NaN, left out
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median, q25, q75 = (np.nanquantile(curves, q, axis=0) for q in (0.5, 0.25, 0.75))
+        ax.plot(grid, median, color=color_of(name), label=f"{name}.py (median of {len(curves)} seeds)")
+        ax.fill_between(grid, q25, q75, color=color_of(name), alpha=0.15)
+    ax.axhline(bar, color="black", linestyle="--", linewidth=1, label=f"the lecture's bar: a 100-episode mean of {bar:g}")
+    ax.axvline(by_episode, color="gray", linestyle=":", linewidth=1.5, label=f"the lecture's deadline: episode {by_episode}")
+    ax.set_xlabel("training episode (the first 100-episode mean is at episode 100)")
+    ax.set_ylabel("mean return of the last 100 training episodes")
+    ax.set_xlim(100, 600)
+    ax.set_title("CartPole-v1, Lecture 03's exercise: solved (mean > 195) within 200 episodes?\n"
+                 "median over seeds, band: 25th-75th percentile; training episodes are epsilon-greedy", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_frozenlake(curves_dir, out, summary_path):
-    path = os.path.join(curves_dir, "q_learning_frozenlake__FrozenLake-v1.csv")
-    if not os.path.exists(path):
+    path = curve_files(curves_dir, "FrozenLake-v1").get("q_learning_frozenlake")  # the defaults' curve
+    if path is None:
         return None
     data = read_curves(path)["episodes"]
     end = max(steps.max() for steps, *_ in data.values())
@@ -113,9 +174,8 @@ def plot_frozenlake(curves_dir, out, summary_path):
     ax.axhline(0.7442, color="black", linestyle="--", linewidth=1, label="best achievable within 100 steps (DP): 0.744")
     ax.axhline(0.7402, color="gray", linestyle=":", linewidth=1, label="the γ = 0.99-optimal policy (DP): 0.740")
     if os.path.exists(summary_path):
-        import json
         with open(summary_path) as f:
-            greedy = [s for s in json.load(f) if s["script"] == "q_learning_frozenlake.py"]
+            greedy = [s for s in json.load(f) if s["script"] == "q_learning_frozenlake.py" and s.get("flags_tag", "defaults") == "defaults"]
         for s, marker in zip(greedy, "os"):
             ax.errorbar(end * 1.02, s["final"]["mean"], yerr=[[s["final"]["mean"] - s["final"]["ci95"][0]],
                         [s["final"]["ci95"][1] - s["final"]["mean"]]], fmt=marker, color="tab:red", capsize=3,
@@ -143,7 +203,7 @@ def overestimation_table(curves_dir, bound=100.0):
             continue
         means, maxes = [curve[1] for curve in data.values()], [curve[2] for curve in data.values()]
         all_means, all_maxes = np.concatenate(means), np.concatenate(maxes)
-        lines.append(f"| {name}.py | {len(data)} | {np.median([m.max() for m in means]):.1f} | {(all_means > bound).mean():.1%} "
+        lines.append(f"| {script_of(name)}.py{name[len(script_of(name)):]} | {len(data)} | {np.median([m.max() for m in means]):.1f} | {(all_means > bound).mean():.1%} "
                      f"| {np.median([m.max() for m in maxes]):.1f} | {(all_maxes > bound).mean():.1%} |")
     return "\n".join(lines)
 
@@ -174,7 +234,7 @@ def plot_breakout(results_dir, out, random_score=1.24):
 
 
 def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "double_dqn")):
-    files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if name in names}
+    files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if script_of(name) in names}
     if not files:
         return None
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -186,8 +246,8 @@ def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "dou
         grid = np.linspace(0, end, 200)
         for column, style, what in [(1, "-", "mean Q"), (2, "--", "max Q")]:
             mean, lo, hi, n = mean_and_band(data, grid, column=column)
-            ax.plot(grid, mean, style, color=COLORS[name], label=f"{name}.py: {what} ({n} seeds)")
-            ax.fill_between(grid, lo, hi, color=COLORS[name], alpha=0.15)
+            ax.plot(grid, mean, style, color=color_of(name), label=f"{script_of(name)}.py{name[len(script_of(name)):]}: {what} ({n} seeds)")
+            ax.fill_between(grid, lo, hi, color=color_of(name), alpha=0.15)
     ax.axhline(1 / (1 - gamma), color="black", linewidth=1, label=f"bound 1/(1 - γ) = {1 / (1 - gamma):g}")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("Q(s, a) on 1,000 states of a random policy")
@@ -200,17 +260,202 @@ def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "dou
     return out
 
 
+# ---- one PNG from run folders (what a script writes: runs/<env>__<exp-name>__<seed>__<time>/) -------------------
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's own complaints end in one `error:` line too."""
+
+    def error(self, message):
+        fail(message)
+
+
+def fail(message):
+    """Bad input: one line on stderr and exit code 2, never a traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def read_rows(path, columns):
+    """{column: float array} of the rows of a CSV a run writes, as far as it goes: a missing file, a header alone, a
+    half-written last row (a run still going) or a missing column give fewer rows, or none, never an error."""
+    out = {column: [] for column in columns}
+    if not os.path.isfile(path):
+        return {column: np.array([]) for column in columns}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                values = [float(row[column]) for column in columns]
+            except (KeyError, TypeError, ValueError):
+                continue
+            for column, value in zip(columns, values):
+                out[column].append(value)
+    return {column: np.array(values) for column, values in out.items()}
+
+
+def read_run_folder(path):
+    """What one run folder holds, read as far as it goes (the run may still be going, or have been stopped)."""
+    if not (os.path.isdir(path) and os.path.isfile(os.path.join(path, "args.json"))
+            and os.path.isfile(os.path.join(path, "episodes.csv"))):
+        fail(f"{path} is not a run folder (one has args.json and episodes.csv: runs/<env>__<exp-name>__<seed>__<time>/)")
+    try:
+        with open(os.path.join(path, "args.json")) as f:
+            args = json.load(f)
+        assert isinstance(args, dict)
+    except (OSError, ValueError, AssertionError):
+        fail(f"{os.path.join(path, 'args.json')} is not a readable args.json")
+    evaluation = None
+    if os.path.isfile(os.path.join(path, "eval.json")):
+        try:
+            with open(os.path.join(path, "eval.json")) as f:
+                evaluation = json.load(f)
+        except (OSError, ValueError):
+            evaluation = None  # being written
+    frozen = args.get("script") == "q_learning_frozenlake.py"
+    episodes = read_rows(os.path.join(path, "episodes.csv"), ["episode", "return"] if frozen else ["global_step", "episodic_return"])
+    return {"path": path, "args": args, "eval": evaluation, "frozen": frozen,
+            "env_id": os.path.basename(os.path.normpath(path)).split("__")[0] if frozen else args.get("env_id", "?"),
+            "returns": episodes["return" if frozen else "episodic_return"],
+            "checks": read_rows(os.path.join(path, "checks.csv"), ["global_step", "score", "kept"]),
+            "probe": read_rows(os.path.join(path, "train.csv"), ["global_step", "probe_q_mean", "probe_q_max"])}
+
+
+def trailing_mean(values, window=100):
+    """Mean of the last min(k, window) values at each k (the start uses what there is)."""
+    sums = np.concatenate([[0.0], np.cumsum(values)])
+    k = np.arange(1, len(values) + 1)
+    lo = np.maximum(k - window, 0)
+    return (sums[k] - sums[lo]) / (k - lo)
+
+
+def first_at(values, bar, window=100):
+    """Lecture 03's criterion: the first episode k >= window whose last `window` returns average bar or more."""
+    means = trailing_mean(values, window)[window - 1:]
+    hits = np.flatnonzero(means >= bar)
+    return int(hits[0]) + window if len(hits) else None
+
+
+def run_labels(runs):
+    """script + seed, with the folder's name too where two runs would read the same."""
+    labels = [f"{run['args'].get('script', '?')} seed {run['args'].get('seed', '?')}" for run in runs]
+    return [f"{label} ({os.path.basename(os.path.normpath(run['path']))})" if labels.count(label) > 1 else label
+            for label, run in zip(labels, runs)]
+
+
+def plot_runs(paths, out):
+    """One PNG from one or more run folders: DQN runs get training returns per episode, the greedy checks and the
+    probe's Q; Q-learning runs their success rate per episode. Several folders overlay, one color each."""
+    runs = [read_run_folder(path) for path in paths]
+    if len({run["frozen"] for run in runs}) > 1:
+        fail("q_learning_frozenlake.py runs (success per episode) and DQN runs (returns) do not share axes: plot them apart")
+    labels = run_labels(runs)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    state = ", ".join(sorted({"finished" if run["eval"] is not None else "no eval.json yet (running or stopped)" for run in runs}))
+    if runs[0]["frozen"]:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for i, (run, label) in enumerate(zip(runs, labels)):
+            color = colors[i % len(colors)]
+            x = np.arange(1, len(run["returns"]) + 1)
+            ax.plot(x, trailing_mean(run["returns"]), color=color, label=f"{label}: success, mean of the last 100 episodes")
+            if run["eval"]:
+                ax.plot([x[-1] if len(x) else 0], [run["eval"]["success_rate"]], "*", color=color, markersize=12,
+                        label=f"{label}: greedy policy {run['eval']['success_rate']:.3f} "
+                              f"(exact {run['eval']['exact_this_policy']:.3f})")
+        best = {round(run["eval"]["best_achievable"], 4) for run in runs if run["eval"]}
+        for value in sorted(best):
+            ax.axhline(value, color="black", linestyle="--", linewidth=1, label=f"best achievable (DP): {value:.3f}")
+        ax.set_xlabel("training episodes")
+        ax.set_ylabel("success rate (reaching the goal)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_title(f"q_learning_frozenlake.py: training episodes, epsilon-greedy ({state})", fontsize=9)
+    else:
+        fig, (ax_train, ax_check, ax_q) = plt.subplots(1, 3, figsize=(17, 4.8))
+        cartpole = all(run["env_id"] == "CartPole-v1" for run in runs)
+        for i, (run, label) in enumerate(zip(runs, labels)):
+            color = colors[i % len(colors)]
+            returns = run["returns"]
+            x = np.arange(1, len(returns) + 1)
+            ax_train.plot(x, returns, color=color, alpha=0.25, linewidth=0.7)
+            ax_train.plot(x, trailing_mean(returns), color=color, label=f"{label}: mean of the last 100")
+            if cartpole and first_at(returns, 195) is not None:
+                k = first_at(returns, 195)
+                ax_train.plot([k], [trailing_mean(returns)[k - 1]], "o", color=color, label=f"{label}: 100-episode mean 195 at episode {k}")
+            checks = run["checks"]
+            if len(checks["global_step"]):
+                ax_check.plot(checks["global_step"], checks["score"], "o-", color=color, markersize=3, label=label)
+                kept = checks["kept"] > 0
+                ax_check.plot(checks["global_step"][kept], checks["score"][kept], "o", color=color, markersize=7,
+                              fillstyle="none")
+            if run["eval"] is not None:
+                ax_check.axhline(run["eval"]["mean"], color=color, linestyle=":", linewidth=1,
+                                 label=f"{label}: evaluation of the reported model {run['eval']['mean']:.1f}")
+            probe = run["probe"]
+            logged = np.isfinite(probe["probe_q_mean"])
+            if logged.any():
+                ax_q.plot(probe["global_step"][logged], probe["probe_q_mean"][logged], color=color, label=f"{label}: mean Q")
+                ax_q.plot(probe["global_step"][logged], probe["probe_q_max"][logged], "--", color=color, label=f"{label}: max Q")
+        if cartpole:
+            ax_train.axhline(195, color="black", linestyle="--", linewidth=1, label="195 (Lecture 03: avg > 195)")
+            ax_train.axhline(475, color="gray", linestyle="--", linewidth=1, label="475 (CartPole-v1 solved)")
+            ax_train.axvline(200, color="black", linestyle=":", linewidth=1, label="episode 200 (the lecture: < 200 episodes)")
+            ax_check.axhline(950, color="black", linestyle="--", linewidth=1, label="950 of 1,000 (475 of 500)")
+            ax_check.set_ylabel("greedy check return (episodes of up to 1,000 steps)")
+            gammas = {run["args"].get("gamma") for run in runs if any(np.isfinite(run["probe"]["probe_q_mean"]))}
+            for gamma in sorted(g for g in gammas if g is not None and g < 1):
+                ax_q.axhline(1 / (1 - gamma), color="black", linewidth=1, label=f"bound 1/(1 - γ) = {1 / (1 - gamma):g}")
+        else:
+            thresholds = {THRESHOLDS[run["env_id"]] for run in runs if run["env_id"] in THRESHOLDS}
+            for value in sorted(thresholds):
+                for ax in (ax_train, ax_check):
+                    ax.axhline(value, color="black", linestyle="--", linewidth=1, label=f"solved ({value:g})")
+            ax_check.set_ylabel("greedy check return")
+        for ax, what in [(ax_check, "no greedy checks logged yet"), (ax_q, "no probe Q logged (train.csv, --probe-states)")]:
+            if not ax.lines:
+                ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="gray")
+        if not len(runs[0]["returns"]) and len(runs) == 1:
+            ax_train.text(0.5, 0.5, "no episode has ended yet", ha="center", va="center", transform=ax_train.transAxes, color="gray")
+        ax_train.set(xlabel="training episode", ylabel="training episode return (epsilon-greedy)",
+                     title="training returns per episode (thin) and their 100-episode mean")
+        ax_check.set(xlabel="environment steps", title="greedy checks (kept models circled)")
+        ax_q.set(xlabel="environment steps", ylabel="Q(s, a) on the probe states", title="the probe's mean and max Q")
+        for ax in (ax_train, ax_check, ax_q):
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="best")
+        envs = ", ".join(sorted({run["env_id"] for run in runs}))
+        fig.suptitle(f"{envs}: {', '.join(labels)} ({state})", fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--curves", default=os.path.join(ROOT, "benchmarks", "results", "curves"))
-    p.add_argument("--out", default=os.path.join(ROOT, "docs"))
+    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run folders (runs/<env>__<exp-name>__<seed>__<time>/): one PNG of them")
+    p.add_argument("--png", help="with RUN: where the PNG goes (default: RUN/plot.png for one run, plot_runs.png for several)")
+    p.add_argument("--curves", help="the figures' CSVs (default: benchmarks/results/curves)")
+    p.add_argument("--out", help="where the figures go (default: docs)")
     a = p.parse_args(argv)
+    if a.runs:
+        if a.curves or a.out:
+            fail("--curves and --out redraw the docs' figures; with run folders give --png (or nothing)")
+        out = a.png or (os.path.join(a.runs[0], "plot.png") if len(a.runs) == 1 else "plot_runs.png")
+        print(f"wrote {plot_runs(a.runs, out)}")
+        return
+    if a.png:
+        fail("--png goes with run folders: python benchmarks/plot_results.py runs/<run> [runs/<run> ...] --png FILE")
+    a.curves = a.curves or os.path.join(ROOT, "benchmarks", "results", "curves")
+    a.out = a.out or os.path.join(ROOT, "docs")
     os.makedirs(a.out, exist_ok=True)
-    written = [plot_env(a.curves, "CartPole-v1", os.path.join(a.out, "cartpole.png"), "CartPole-v1, the four DQN scripts"),
+    written = [plot_lecture_criterion(a.curves, os.path.join(a.out, "lecture_criterion.png")),
+               plot_env(a.curves, "CartPole-v1", os.path.join(a.out, "cartpole.png"), "CartPole-v1, the four DQN scripts"),
                plot_overestimation(a.curves, os.path.join(a.out, "overestimation.png")),
                plot_frozenlake(a.curves, os.path.join(a.out, "frozenlake.png"), os.path.join(os.path.dirname(a.curves), "summary.json")),
                plot_breakout(os.path.dirname(a.curves), os.path.join(a.out, "breakout.png"))]
-    envs = {os.path.basename(path).split("__")[1][: -len(".csv")] for path in glob.glob(os.path.join(a.curves, "*__*.csv"))}
+    envs = {os.path.basename(path)[: -len(".csv")].split("__")[1] for path in glob.glob(os.path.join(a.curves, "*__*.csv"))}
     for env_id in sorted(envs - {"CartPole-v1", "FrozenLake-v1"}):
         written.append(plot_env(a.curves, env_id, os.path.join(a.out, f"{env_id.lower()}.png"), env_id))
     for path in filter(None, written):
