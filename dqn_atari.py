@@ -10,6 +10,7 @@ This is dqn_cartpole.py with an image network and a replay buffer that stores ea
     python dqn_atari.py --total-timesteps 250000 --buffer-size 100000 \\
         --learning-starts 10000 --exploration-fraction 0.4                        # a CPU-sized run (README)
     python dqn_atari.py --eval-model runs/<run_name>/dqn_atari.pt --capture-video  # watch a saved model
+    python dqn_atari.py --resume runs/<run_name>          # go on from its last checkpoint (after a kill, SIGTERM)
 
 Lecture 03's names (its DQN code, Parts 3-5) and this file's:
   DQN (the Atari network)            QNetwork
@@ -22,12 +23,17 @@ Lecture 03's names (its DQN code, Parts 3-5) and this file's:
   target_update_freq                 --target-network-frequency, update_target_network()
 """
 import argparse
+import contextlib
 import copy
 import csv
 import json
 import math
 import os
+import pickle
+import shutil
+import signal
 import sys
+import threading
 import time
 from collections import deque
 
@@ -86,6 +92,7 @@ def parse_args(argv=None):
     g.add_argument("--loss", choices=["mse", "huber"], default="mse",
                    help="mse is CleanRL's; Nature clipped the error to [-1, 1], which is huber")
     g.add_argument("--max-grad-norm", type=float, default=0.0, help="clip the gradient norm at this value (0: off)")
+    algorithm_flags = [action.dest for action in g._group_actions] + ["seed"]  # what --resume may not change
     g = p.add_argument_group("run and logs")
     g.add_argument("--exp-name", default=SCRIPT[: -len(".py")], help="the run's name in runs/ and of its model file")
     g.add_argument("--seed", type=int, default=1, help=f"seeds training (0 to {MAX_SEED:,}) and, apart, the evaluation")
@@ -94,6 +101,15 @@ def parse_args(argv=None):
     g.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
     g.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="deterministic cuDNN kernels (a GPU)")
+    g.add_argument("--checkpoint-frequency", type=int, default=250_000,
+                   help="env steps between checkpoints that --resume goes on from, and one at a SIGTERM (0: none). "
+                        "A checkpoint holds the networks, Adam, every random generator, the step counter and the "
+                        "buffer (at 1M transitions 7.1 GB, written in 28 s here); ALE cannot save its emulators, "
+                        "so the games in flight restart from a reset on resume, with seeds drawn for that step")
+    g.add_argument("--resume", metavar="RUN_DIR",
+                   help="go on with the run in RUN_DIR (runs/<run_name>) from its last checkpoint to its budget, in "
+                        "the same folder and with its settings; the rows logged after the checkpoint are dropped "
+                        "(that training is redone) and episodes.csv marks each env's first game after it `resumed`")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-episodes", type=int, default=10, help="whole games (all lives) scored at the end")
     g.add_argument("--eval-epsilon", type=float, default=0.05, help="Nature's evaluation epsilon")
@@ -104,9 +120,19 @@ def parse_args(argv=None):
     g.add_argument("--capture-video", action="store_true",
                    help="record the first evaluation game in colour to videos/ (pip install moviepy)")
     args = p.parse_args(argv)
+    if args.eval_model and args.resume:
+        fail("--eval-model and --resume: one or the other")
     if args.eval_model:  # the saving run's settings become the defaults: flags given here still win
         p.set_defaults(**saved_settings(args.eval_model, known=vars(args)))
         args = p.parse_args(argv)
+    if args.resume:  # the run's own settings; a flag given here may change how it runs, not what it computes
+        saved = resume_settings(args.resume)
+        p.set_defaults(**{k: v for k, v in saved.items() if k in vars(args) and k not in ("resume", "capture_video")})
+        args = p.parse_args(argv)
+        for name in algorithm_flags:
+            if getattr(args, name) != saved.get(name):
+                fail(f"--resume {args.resume}: --{name.replace('_', '-')} {getattr(args, name)} would change the run, "
+                     f"which started with {saved.get(name)}; a resumed run keeps the settings that shape its algorithm")
     check_args(args)
     return args
 
@@ -279,22 +305,46 @@ def update_target_network(target_network, q_network, tau):
         target_param.data.copy_(tau * param.data + (1 - tau) * target_param.data)
 
 
-def train(args, envs, q_network, device, logs):
-    rng = np.random.default_rng(args.seed)
+AGENT_STREAM, ENV_STREAM, TORCH_STREAM, EVAL_STREAM = range(4)  # children of SeedSequence(--seed)
+
+
+def random_streams(seed, num_envs, resumed_at=0):
+    """Everything random in a run comes from children of one SeedSequence(seed), so no two streams coincide:
+    default_rng(seed) is also the stream an env seeded with `seed` would draw from (gymnasium seeds the same way).
+
+    Returns the agent's generator (exploration, replay sampling), the training envs' seed and torch's seed
+    (the networks' initial weights). Env i of the vector gets env_seed + i, so the seed is reduced below
+    2**30 - num_envs: every training game stays below EVAL_SEEDS_FROM, apart from all evaluation games.
+    The evaluation's epsilon draws come from the fourth child (eval_rng). A run resumed at step n restarts its
+    games from the env child's own child n: fresh games, not those of step 0 again."""
+    agent_ss, env_ss, torch_ss, _ = np.random.SeedSequence(seed).spawn(4)
+    if resumed_at:
+        env_ss = np.random.SeedSequence(seed, spawn_key=(ENV_STREAM, resumed_at))
+    return (np.random.default_rng(agent_ss), int(env_ss.generate_state(1)[0]) % (EVAL_SEEDS_FROM - num_envs),
+            int(torch_ss.generate_state(1)[0]))
+
+
+def train(args, envs, q_network, device, logs, checkpoint=None):
+    """Algorithm 1 for --total-timesteps env steps; from a loaded `checkpoint` on (--resume), if one is given."""
+    rng, env_seed, _ = random_streams(args.seed, args.num_envs)
     n_actions = envs.single_action_space.n
     target_network = copy.deepcopy(q_network)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps)
     rb = ReplayBuffer(args.buffer_size, args.num_envs, rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
+    recent_returns, start_step = deque(maxlen=20), 0
+    if checkpoint is not None:  # the networks, Adam, every generator, the buffer and the step counter as they were
+        start_step = checkpoint.restore(q_network, target_network, optimizer, rb, rng, recent_returns)
+        _, env_seed, _ = random_streams(args.seed, args.num_envs, resumed_at=start_step)  # the games restart
 
-    obs, infos = envs.reset(seed=args.seed)
+    obs, infos = envs.reset(seed=env_seed)
     prev_lives, episode_start = infos["lives"], np.ones(args.num_envs, dtype=bool)
+    resumed = np.full(args.num_envs, checkpoint is not None)  # each env's first game after a resume, marked in the log
     # a log episode is a whole game over all lives, with the real (unclipped) score papers report
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
-    recent_returns = deque(maxlen=20)
-    start_time, global_step = time.time(), 0
+    global_step = start_step
     num_iterations = args.total_timesteps // args.num_envs  # a whole number: check_args rounds the budget up
-    for iteration in range(num_iterations):
+    for iteration in range(start_step // args.num_envs, num_iterations):
         global_step = iteration * args.num_envs
         # Epsilon-greedy acting (Algorithm 1): a random action with probability epsilon, else argmax_a Q(s, a).
         epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
@@ -323,9 +373,9 @@ def train(args, envs, q_network, device, logs):
         episode_returns += rewards
         episode_lengths += 1
         for i in np.flatnonzero(new_game):
-            logs.episode(global_step + i + 1, episode_returns[i], episode_lengths[i], epsilon)
+            logs.episode(global_step + i + 1, episode_returns[i], episode_lengths[i], epsilon, resumed[i])
             recent_returns.append(episode_returns[i])
-            episode_returns[i], episode_lengths[i] = 0, 0
+            episode_returns[i], episode_lengths[i], resumed[i] = 0, 0, False
 
         if global_step >= args.learning_starts:
             # --train-frequency counts env steps summed over envs: one gradient step per multiple crossed
@@ -343,13 +393,21 @@ def train(args, envs, q_network, device, logs):
                 if args.max_grad_norm > 0:
                     nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
                 optimizer.step()
-                logs.train_step(global_step, loss, q_taken)
+                logs.train_step(global_step, loss, q_taken, optimizer.param_groups[0]["lr"])
 
             # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
             for _ in range(due(global_step, args.num_envs, args.target_network_frequency)):
                 update_target_network(target_network, q_network, args.tau)
 
-        logs.progress(global_step + args.num_envs, epsilon, recent_returns, start_time)
+        logs.progress(global_step + args.num_envs, epsilon, recent_returns)
+        # plumbing, between two steps, where the networks, the buffer and the logs agree: a checkpoint when one
+        # is due or SIGTERM asked to stop (not after the last step: the run is done), then SIGTERM's stop
+        steps_done = global_step + args.num_envs
+        if args.checkpoint_frequency and steps_done < args.total_timesteps and (
+                Stop.requested or due(global_step + 1, args.num_envs, args.checkpoint_frequency)):
+            save_checkpoint(logs, steps_done, q_network, target_network, optimizer, rb, rng, recent_returns)
+        if Stop.requested:
+            raise Terminated(steps_done)
     return global_step + args.num_envs
 
 
@@ -361,10 +419,16 @@ def eval_seed(seed, game):
     """Env seed of evaluation game `game` of training seed `seed`: 2**30 + 1,000 seed + game.
 
     ALE seeds are non-negative 32-bit C++ ints (a negative one draws a random start, measured here) and training
-    uses seed .. seed + num_envs - 1, far below 2**30: so each training seed owns 1,000 evaluation games that no
+    envs get seeds below 2**30 (random_streams): so each training seed owns 1,000 evaluation games that no
     other seed and no training game plays. --seed up to 1,000,000 keeps them below 2**31.
     """
     return EVAL_SEEDS_FROM + EVAL_GAMES_PER_SEED * seed + game
+
+
+def eval_rng(seed, game):
+    """The epsilon draws of evaluation game `game` alone: child `game` of random_streams' fourth child, the
+    same generator whether 1 or 30 games are asked for."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(EVAL_STREAM, game)))
 
 
 def evaluate(q_network, args, device, video_path=None):
@@ -380,7 +444,7 @@ def evaluate(q_network, args, device, video_path=None):
     try:
         returns, lengths = np.zeros(args.eval_episodes), np.zeros(args.eval_episodes, dtype=int)
         for game in range(args.eval_episodes):
-            rng = np.random.default_rng([args.seed, game])  # the epsilon draws of this game alone
+            rng = eval_rng(args.seed, game)
             obs, _ = env.reset(seed=eval_seed(args.seed, game))
             if video_path and game == 0:
                 video_env = make_envs(args, 1, training=False, max_num_frames_per_episode=args.eval_max_frames,
@@ -388,6 +452,8 @@ def evaluate(q_network, args, device, video_path=None):
                 frames = [video_env.reset(seed=eval_seed(args.seed, game))[0][0, 0]]
             done = False
             while not done:
+                if Stop.requested:
+                    raise Terminated(None)
                 if rng.random() < args.eval_epsilon:
                     action = rng.integers(env.single_action_space.n)
                 else:
@@ -414,13 +480,14 @@ def write_video(frames, path):
     """An mp4 of exactly these frames, 15 per second (60 fps / frame skip 4). imageio-ffmpeg comes with moviepy;
     moviepy's own writer drops the last frame of some lengths (101 frames at 15 fps give 100)."""
     import imageio_ffmpeg  # only when a video is asked for
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    height, width = frames[0].shape[:2]
-    writer = imageio_ffmpeg.write_frames(path, (width, height), fps=15, macro_block_size=1)  # 210 rows: no resize
-    writer.send(None)  # start ffmpeg
-    for frame in frames:
-        writer.send(np.ascontiguousarray(frame))
-    writer.close()
+    with writing(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        height, width = frames[0].shape[:2]
+        writer = imageio_ffmpeg.write_frames(path, (width, height), fps=15, macro_block_size=1)  # 210 rows: no resize
+        writer.send(None)  # start ffmpeg
+        for frame in frames:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
     print(f"video saved to {path}")
 
 
@@ -429,6 +496,65 @@ def fail(message):
     """Bad input ends the run with one line and exit code 2, as argparse does, never with a traceback."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+class Stop:
+    """SIGTERM (`kill`, a scheduler's preemption) only sets this flag; the loops check it once a step, so the run
+    stops between two steps, never halfway through storing one (which a KeyboardInterrupt, raised anywhere, can)."""
+    requested = False
+
+    @staticmethod
+    def request(signum, frame):
+        Stop.requested = True
+
+
+class Terminated(Exception):
+    """The stop SIGTERM asked for, raised between two steps: `step` env steps done (None: in the evaluation)."""
+
+    def __init__(self, step):
+        super().__init__(step)
+        self.step = step
+
+
+class CannotWrite(Exception):
+    """A file of the run cannot be written (no space, no permission): main() ends the run in one line, exit 1."""
+
+
+@contextlib.contextmanager
+def writing(path):
+    try:
+        yield
+    except OSError as e:
+        raise CannotWrite(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def create_run_dir(run_name):
+    """runs/<run_name>, or runs/<run_name>_2, _3, ... when a run of the same name (same second) made it first."""
+    for n in range(1, 10_000):
+        name = run_name if n == 1 else f"{run_name}_{n}"
+        path = os.path.join("runs", name)
+        with writing(path):
+            try:
+                os.makedirs(path, exist_ok=False)
+                return name
+            except FileExistsError:
+                pass  # taken: the next suffix
+    raise CannotWrite(f"cannot write runs/{run_name}: 10,000 runs of this name already")
+
+
+def write_file(path, write):
+    """write(f) into path + '.tmp', then rename: a file that cannot be finished never replaces the one before."""
+    with writing(path):
+        try:
+            with open(path + ".tmp", "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(path + ".tmp", path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(path + ".tmp")
+            raise
 
 
 def check_args(args):
@@ -440,7 +566,7 @@ def check_args(args):
     for name in positive:
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["learning_starts", "max_grad_norm"]:
+    for name in ["learning_starts", "max_grad_norm", "checkpoint_frequency"]:
         if getattr(args, name) < 0:
             fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if not 0 <= args.seed <= MAX_SEED:
@@ -467,54 +593,113 @@ def check_args(args):
         args.total_timesteps = rounded
 
 
-def check_memory(buffer_size):
-    """Refuse a buffer that cannot fit in RAM now, instead of being killed by the OOM killer hours later."""
-    need = ReplayBuffer.bytes_needed(buffer_size)
+# Memory a run needs, per unit of each size flag, so a run that cannot fit is refused before it starts.
+ENV_BYTES = 4_000_000  # one emulator and its thread: measured 3.4 MB for 1 env, 1.7 MB each for 16
+BATCH_ROW_BYTES = 600_000  # one row of a gradient step (stacks, floats, activations): measured 508-557 KB
+BASE_BYTES = 400_000_000  # Python, torch and ale-py loaded, the networks and Adam: measured 0.36 GB
+
+
+def memory_needs(args, device):
+    """Bytes of RAM (and of GPU memory: the batch's part with --cuda) each size flag's value takes."""
+    host = {"buffer_size": ReplayBuffer.bytes_needed(args.buffer_size // args.num_envs * args.num_envs),
+            "num_envs": args.num_envs * ENV_BYTES}
+    gpu = {"batch_size": args.batch_size * BATCH_ROW_BYTES}
+    return (host, gpu) if device.type == "cuda" else ({**host, **gpu}, {})
+
+
+def available_memory(device):
+    """Bytes free now: MemAvailable of the host, or of the GPU with a cuda device; None where we cannot ask."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
     try:
         with open("/proc/meminfo") as f:
-            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
     except (OSError, StopIteration):
-        return  # not Linux: no cheap way to ask
-    if need > available:
-        fail(f"--buffer-size {buffer_size} needs {need / 1e9:.1f} GB of RAM but only {available / 1e9:.1f} GB "
-             f"is available; pass a smaller --buffer-size (about {int(available * 0.8 / (need / buffer_size)):,} fits)")
+        return None  # not Linux: no cheap way to ask
+
+
+def check_memory(args, device):
+    """Refuse sizes that cannot fit in memory now, instead of being killed by the OOM killer hours later:
+    one line naming the flag that takes the most and the value of it that would fit beside the others."""
+    host, gpu = memory_needs(args, device)
+    for needs, where, base in [(host, torch.device("cpu"), BASE_BYTES), (gpu, device, 0)]:
+        available = available_memory(where) if needs else None
+        if available is None or base + sum(needs.values()) <= available:
+            continue
+        name = max(needs, key=needs.get)
+        per_unit = needs[name] / getattr(args, name)
+        room = 0.8 * available - base - sum(v for k, v in needs.items() if k != name)  # 20% kept for the rest
+        fits = f"about {int(room / per_unit):,} fits" if room >= per_unit else "it does not fit even at 1"
+        memory = "GPU memory" if where.type == "cuda" else "RAM"
+        sizes = ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)}: {v / 1e9:.1f} GB" for k, v in needs.items())
+        fail(f"this run needs {(base + sum(needs.values())) / 1e9:.1f} GB of {memory} ({sizes}) but only "
+             f"{available / 1e9:.1f} GB is available; pass a smaller --{name.replace('_', '-')} ({fits})")
 
 
 class Logs:
-    """runs/<run_name>/: args.json, episodes.csv, train.csv (eval.json: main); a progress line on stdout."""
+    """runs/<run_name>/: args.json, episodes.csv, train.csv (eval.json: main); a progress line on stdout.
+    `resume`: a checkpoint's manifest; the CSVs are cut back to their length at the checkpoint and appended to."""
 
-    def __init__(self, run_dir, args, train_log_every=1_000):
-        os.makedirs(run_dir, exist_ok=True)
-        with open(os.path.join(run_dir, "args.json"), "w") as f:
-            json.dump({**vars(args), "script": SCRIPT}, f, indent=2)  # --eval-model reads it back
-        # line-buffered: a run's curve can be plotted while it goes
-        self.episodes_file = open(os.path.join(run_dir, "episodes.csv"), "w", newline="", buffering=1)
-        self.train_file = open(os.path.join(run_dir, "train.csv"), "w", newline="", buffering=1)
-        self.episodes_csv, self.train_csv = csv.writer(self.episodes_file), csv.writer(self.train_file)
-        self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon"])
-        self.train_csv.writerow(["global_step", "loss", "q_values", "sps"])
+    def __init__(self, run_dir, args, resume=None, train_log_every=1_000):
+        self.run_dir = run_dir
+        self.episodes_path, self.train_path = os.path.join(run_dir, "episodes.csv"), os.path.join(run_dir, "train.csv")
         print_every = min(10_000, max(1, math.ceil(args.total_timesteps / 10)))  # every 10% and every 10,000 steps
         self.total, self.train_log_every, self.print_every = args.total_timesteps, train_log_every, print_every
-        self.next_train_log, self.next_print, self.start_time = 0, print_every, time.time()
+        self.next_train_log, self.next_print, self.start_step = 0, print_every, 0
+        if resume is None:
+            write_file(os.path.join(run_dir, "args.json"),  # --eval-model and --resume read it back
+                       lambda f: f.write(json.dumps({**vars(args), "script": SCRIPT}, indent=2).encode()))
+        else:  # the rows logged after the checkpoint record training that is done again now
+            for path in (self.episodes_path, self.train_path):
+                with writing(path):
+                    os.truncate(path, resume["logs"][os.path.basename(path)])
+            self.next_train_log, self.next_print = resume["logs"]["next_train_log"], resume["logs"]["next_print"]
+            self.start_step = resume["step"]
+        # line-buffered: a run's curve can be plotted while it goes
+        mode = "w" if resume is None else "a"
+        with writing(self.episodes_path):
+            self.episodes_file = open(self.episodes_path, mode, newline="", buffering=1)
+        with writing(self.train_path):
+            self.train_file = open(self.train_path, mode, newline="", buffering=1)
+        self.episodes_csv, self.train_csv = csv.writer(self.episodes_file), csv.writer(self.train_file)
+        if resume is None:
+            with writing(self.episodes_path):
+                self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon", "resumed"])
+            with writing(self.train_path):
+                self.train_csv.writerow(["global_step", "loss", "q_values", "learning_rate", "sps"])
+        self.start_time = time.time()
 
-    def episode(self, global_step, episodic_return, episodic_length, epsilon):
-        self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4)])
+    def episode(self, global_step, episodic_return, episodic_length, epsilon, resumed):
+        with writing(self.episodes_path):
+            self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4), int(resumed)])
 
-    def train_step(self, global_step, loss, q_taken):
+    def sps(self, global_step):
+        return (global_step - self.start_step) / max(time.time() - self.start_time, 1e-9)
+
+    def train_step(self, global_step, loss, q_taken, learning_rate):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
-            sps = global_step / max(time.time() - self.start_time, 1e-9)
-            self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), int(sps)])
+            with writing(self.train_path):
+                self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), learning_rate,
+                                         int(self.sps(global_step))])
             self.next_train_log = global_step + self.train_log_every
 
-    def progress(self, global_step, epsilon, recent_returns, start_time):
+    def progress(self, global_step, epsilon, recent_returns):
         if global_step >= self.next_print or global_step >= self.total:
-            elapsed = time.time() - start_time
-            sps = global_step / max(elapsed, 1e-9)
+            sps = self.sps(global_step)
             eta = (self.total - global_step) / max(sps, 1e-9)
             mean_return = f"{np.mean(recent_returns):7.1f}" if recent_returns else "      -"
             print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {eta:5.0f}s | "
                   f"return (last {len(recent_returns)}) {mean_return} | epsilon {epsilon:.3f}", flush=True)
             self.next_print = global_step + self.print_every
+
+    def state(self):
+        """What a checkpoint needs to continue the logs: each CSV's length in bytes, and the next rows due."""
+        lengths = {}
+        for path, f in ((self.episodes_path, self.episodes_file), (self.train_path, self.train_file)):
+            with writing(path):
+                f.flush()
+                lengths[os.path.basename(path)] = os.fstat(f.fileno()).st_size
+        return {**lengths, "next_train_log": self.next_train_log, "next_print": self.next_print}
 
     def fault(self, message):
         self.close()
@@ -522,8 +707,136 @@ class Logs:
         sys.exit(1)
 
     def close(self):
-        self.episodes_file.close()
-        self.train_file.close()
+        for f in (getattr(self, "episodes_file", None), getattr(self, "train_file", None)):
+            with contextlib.suppress(OSError):  # a full disk: the rows written so far stay as they are
+                if f is not None:
+                    f.close()
+
+
+BUFFER_RINGS = ["frames", "actions", "rewards", "terminated", "first", "valid"]  # (num_envs, slots, ...) arrays
+
+
+def save_checkpoint(logs, step, q_network, target_network, optimizer, rb, rng, recent_returns):
+    """Everything training needs to go on from `step` (--resume), in runs/<run>/checkpoint-<step>/.
+
+    It is written into checkpoint-<step>.tmp/ (its manifest last) and renamed, then named in checkpoint.json
+    (written aside and renamed too), and only then is the previous one deleted: a kill at any moment leaves a
+    whole checkpoint named in checkpoint.json. The buffer is saved as it holds it (each frame once), up to the
+    slots written so far. A write that fails removes the unfinished one; the previous one stays."""
+    name = f"checkpoint-{step}"
+    tmp, final = os.path.join(logs.run_dir, name + ".tmp"), os.path.join(logs.run_dir, name)
+    for stale in (tmp, final):  # left by a run killed while writing it
+        shutil.rmtree(stale, ignore_errors=True)
+    with writing(tmp):
+        os.makedirs(tmp)
+    try:
+        filled = int(rb.size.max())
+        for key in BUFFER_RINGS + ["pos", "size"]:
+            array = getattr(rb, key)[:, :filled] if key in BUFFER_RINGS else getattr(rb, key)
+            write_file(os.path.join(tmp, f"{key}.npy"), lambda f, a=array: np.save(f, a))
+        state = {"q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
+                 "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        write_file(os.path.join(tmp, "state.pt"), lambda f: torch.save(state, f))
+        files = {entry: os.path.getsize(os.path.join(tmp, entry)) for entry in sorted(os.listdir(tmp))}
+        manifest = {"script": SCRIPT, "step": step, "filled": filled, "numpy_rng": rng.bit_generator.state,
+                    "recent_returns": [float(r) for r in recent_returns], "logs": logs.state(), "files": files}
+        write_file(os.path.join(tmp, "manifest.json"), lambda f: f.write(json.dumps(manifest).encode()))
+        with writing(final):
+            os.rename(tmp, final)
+        pointer = {"checkpoint": name, "step": step}
+        write_file(os.path.join(logs.run_dir, "checkpoint.json"), lambda f: f.write(json.dumps(pointer).encode()))
+    except CannotWrite:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    remove_checkpoints(logs.run_dir, keep=name)
+
+
+def remove_checkpoints(run_dir, keep=None):
+    for entry in os.listdir(run_dir):
+        if entry.startswith("checkpoint-") and entry != keep:
+            shutil.rmtree(os.path.join(run_dir, entry), ignore_errors=True)
+
+
+class Checkpoint:
+    """A checkpoint loaded by load_checkpoint, checked whole; restore() puts it into a fresh train()."""
+
+    def __init__(self, manifest, arrays, state):
+        self.manifest, self.arrays, self.state, self.step = manifest, arrays, state, manifest["step"]
+
+    def restore(self, q_network, target_network, optimizer, rb, rng, recent_returns):
+        q_network.load_state_dict(self.state["q_network"])
+        target_network.load_state_dict(self.state["target_network"])
+        optimizer.load_state_dict(self.state["optimizer"])  # Adam's moments and step counts, and its learning rate
+        torch.set_rng_state(self.state["torch_rng"])
+        if self.state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self.state["cuda_rng"])
+        rng.bit_generator.state = self.manifest["numpy_rng"]  # the agent's generator, which the buffer samples with
+        filled = self.manifest["filled"]
+        for key in BUFFER_RINGS:
+            getattr(rb, key)[:, :filled] = self.arrays[key]
+        rb.pos[:], rb.size[:] = self.arrays["pos"], self.arrays["size"]
+        recent_returns.extend(self.manifest["recent_returns"])
+        return self.step
+
+
+def load_checkpoint(run_dir, args, q_network):
+    """The checkpoint checkpoint.json names, checked whole before anything is changed, else one line and exit 2:
+    every file there at the size its manifest says, the buffer's arrays the shape this run's buffer has, the
+    weights this network's, the CSVs at least as long as they were. The frames stay on disk (memory-mapped)
+    until restore() copies them into the buffer."""
+    pointer = os.path.join(run_dir, "checkpoint.json")
+    if not os.path.isfile(pointer):
+        fail(f"--resume {run_dir}: no checkpoint there (it wrote none: --checkpoint-frequency 0, or killed before the first)")
+    try:
+        with open(pointer) as f:
+            folder = os.path.join(run_dir, json.load(f)["checkpoint"])
+        with open(os.path.join(folder, "manifest.json")) as f:
+            manifest = json.load(f)
+        for entry, size in manifest["files"].items():
+            if os.path.getsize(os.path.join(folder, entry)) != size:
+                raise ValueError(f"{entry} is {os.path.getsize(os.path.join(folder, entry))} bytes, not {size}")
+        step, filled, slots = manifest["step"], manifest["filled"], args.buffer_size // args.num_envs
+        if manifest["script"] != SCRIPT or not 0 < step < args.total_timesteps or step % args.num_envs:
+            raise ValueError(f"step {step} does not fit this run")
+        expected = ReplayBuffer(args.num_envs * STACK * 2, args.num_envs, None)  # tiny: only dtypes and shapes
+        arrays = {}
+        for key in BUFFER_RINGS + ["pos", "size"]:
+            arrays[key] = np.load(os.path.join(folder, f"{key}.npy"), mmap_mode="r")
+            like = getattr(expected, key)
+            shape = (args.num_envs, min(filled, slots), *like.shape[2:]) if key in BUFFER_RINGS else like.shape
+            if arrays[key].dtype != like.dtype or arrays[key].shape != shape or filled > slots:
+                raise ValueError(f"{key}.npy does not fit a buffer of {args.buffer_size:,} for {args.num_envs} envs")
+        state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
+        for key in ("q_network", "target_network"):
+            weights = q_network.state_dict()
+            if state[key].keys() != weights.keys() or any(state[key][k].shape != v.shape for k, v in weights.items()):
+                raise ValueError(f"the {key} weights do not fit this network")
+        for entry in ("episodes.csv", "train.csv"):
+            if os.path.getsize(os.path.join(run_dir, entry)) < manifest["logs"][entry]:
+                raise ValueError(f"{entry} is shorter than at the checkpoint")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, pickle.UnpicklingError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        fail(f"--resume {run_dir}: its checkpoint is damaged ({reason})")
+    return Checkpoint(manifest, arrays, state)
+
+
+def resume_settings(run_dir):
+    """The settings (args.json) of the run in run_dir, if it is an unfinished run of this script; else exit 2."""
+    path = os.path.join(run_dir, "args.json")
+    if not os.path.isfile(path):
+        fail(f"--resume {run_dir}: not a run folder (no args.json there)")
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"--resume {run_dir}: cannot read its args.json ({type(e).__name__})")
+    if not isinstance(saved, dict) or saved.get("script") != SCRIPT:
+        other = saved.get("script", "another script") if isinstance(saved, dict) else "another script"
+        fail(f"--resume {run_dir}: a run of {other}, not of {SCRIPT}; resume it with that script")
+    if os.path.exists(os.path.join(run_dir, "eval.json")):
+        fail(f"--resume {run_dir}: the run is finished (eval.json is there); there is nothing to resume")
+    return saved
 
 
 def saved_settings(model_path, known):
@@ -582,36 +895,56 @@ def evaluate_saved_model(args, device, video_dir):
     return returns
 
 
-def train_and_evaluate(args, device, run_name, video_dir):
-    check_memory(args.buffer_size)
-    run_dir = os.path.join("runs", run_name)
-    model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+def save_model(q_network, path):
+    write_file(path, lambda f: torch.save(q_network.state_dict(), f))
+
+
+def train_and_evaluate(args, device, run_name):
+    check_memory(args, device)
+    if args.resume:
+        run_dir = os.path.normpath(args.resume)
+        run_name = os.path.basename(run_dir)
+    else:
+        run_name = create_run_dir(run_name)
+        run_dir = os.path.join("runs", run_name)
+    model_path, video_dir = os.path.join(run_dir, f"{args.exp_name}.pt"), args.capture_video and f"videos/{run_name}"
     envs = make_envs(args, args.num_envs)
-    try:  # the envs are closed on every way out: the end, the NaN stop, Ctrl-C
+    try:  # the envs are closed on every way out: the end, the NaN stop, Ctrl-C, SIGTERM, a failed write
         q_network = QNetwork(envs.single_action_space.n).to(device)
-        logs = Logs(run_dir, args)
-        print(f"run {run_name}: logs in {run_dir}/")
+        checkpoint = load_checkpoint(run_dir, args, q_network) if args.resume else None  # checked before a log changes
+        logs = Logs(run_dir, args, resume=checkpoint and checkpoint.manifest)
+        print(f"run {run_name}: logs in {run_dir}/" + (f", resumed at step {checkpoint.step}" if checkpoint else ""))
         try:
-            train(args, envs, q_network, device, logs)
+            train(args, envs, q_network, device, logs, checkpoint)
         except KeyboardInterrupt:
             if args.save_model:
-                torch.save(q_network.state_dict(), model_path)
+                save_model(q_network, model_path)
             print("interrupted: logs are complete up to here" + (f", model saved to {model_path}" if args.save_model else ""),
                   file=sys.stderr)
             sys.exit(130)
+        except Terminated as stop:
+            if args.save_model:
+                save_model(q_network, model_path)
+            print(f"terminated (SIGTERM): logs are complete up to step {stop.step}"
+                  + (f", model saved to {model_path}" if args.save_model else "")
+                  + (f", checkpoint written: python {SCRIPT} --resume {run_dir} goes on" if args.checkpoint_frequency
+                     else ", no checkpoint (--checkpoint-frequency 0)"), file=sys.stderr)
+            sys.exit(128 + signal.SIGTERM)
         finally:
             logs.close()
     finally:
         envs.close()
     if args.save_model:
-        torch.save(q_network.state_dict(), model_path)  # the model the summary reports: the final network
+        save_model(q_network, model_path)  # the model the summary reports: the final network
 
     returns, lengths = evaluate(q_network, args, device, video_dir and os.path.join(video_dir, "eval-game-0.mp4"))
     result = {"model": os.path.basename(model_path) if args.save_model else None, "step": args.total_timesteps,
               "returns": returns.tolist(), "lengths": lengths.tolist(), "mean": returns.mean(), "std": returns.std(),
               "eval_epsilon": args.eval_epsilon}
-    with open(os.path.join(run_dir, "eval.json"), "w") as f:
-        json.dump(result, f, indent=2, allow_nan=False)
+    write_file(os.path.join(run_dir, "eval.json"), lambda f: f.write(json.dumps(result, indent=2, allow_nan=False).encode()))
+    with contextlib.suppress(OSError):  # the run is finished (eval.json): its checkpoint has nothing left to resume
+        os.remove(os.path.join(run_dir, "checkpoint.json"))
+    remove_checkpoints(run_dir)
     files = ["args.json", "episodes.csv", "train.csv", "eval.json"] + ([os.path.basename(model_path)] if args.save_model else [])
     print(f"result: {score(returns)} {args.eval_epsilon}: the final network (step {args.total_timesteps})")
     print(f"files:  {run_dir}/ ({', '.join(files)})")
@@ -629,22 +962,34 @@ def main(argv=None):
         except ImportError:
             fail("--capture-video needs imageio-ffmpeg, which comes with moviepy: pip install moviepy")
     run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(random_streams(args.seed, args.num_envs)[2])  # the networks' initial weights
     torch.backends.cudnn.deterministic = args.torch_deterministic
     if args.cuda and not torch.cuda.is_available():
         print("note: --cuda given but no GPU is available; running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(1)  # reproducible, and the env threads need the other cores
+    Stop.requested = False
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+    previous_handler = signal.signal(signal.SIGTERM, Stop.request) if in_main_thread else None
     try:
         if args.eval_model:
             run_folder = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))
             return evaluate_saved_model(args, device, args.capture_video and f"videos/{run_folder}-eval")
-        return train_and_evaluate(args, device, run_name, args.capture_video and f"videos/{run_name}")
+        return train_and_evaluate(args, device, run_name)
     except KeyboardInterrupt:  # during an evaluation: the emulators are closed by evaluate()
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Terminated:  # during an evaluation (training's own stop is handled in train_and_evaluate)
+        print("terminated (SIGTERM) during the evaluation: no eval.json written", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
+    except CannotWrite as e:  # the files written before stay as they were; every env is closed by now
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        Stop.requested = False  # handled: a later main() or evaluate() in this process starts unstopped
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == "__main__":

@@ -1582,25 +1582,36 @@ class _TinyQNetwork(torch.nn.Module):
 def test_atari_gradient_steps_and_target_updates_at_the_rate_the_flags_promise(atari, num_envs, train_frequency,
                                                                                expected, tmp_path, monkeypatch):
     """2,400 env steps in the real loop: --train-frequency and --target-network-frequency count env steps summed
-    over envs, whatever --num-envs (issue 9's table: 800, 800 and 300 gradient steps before the fix)."""
-    counts = {"gradient steps": 0, "target updates": 0}
+    over envs, whatever --num-envs (issue 9's table: 800, 800 and 300 gradient steps before the fix). Each
+    multiple m of a frequency is one gradient step (target update) in the vector step that plays env step m,
+    the one starting at global step m // num_envs * num_envs: the exact list of steps, not only the totals
+    (a window shifted by one env step has the same totals)."""
+    seen = {"gradient steps": [], "target updates": []}
     monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)  # the real loop, a network cheap enough for 1,200 steps
     original_td_target, original_update = atari.compute_td_target, atari.update_target_network
+    env_steps = [0]
 
-    def counting_td_target(*a, **k):
-        counts["gradient steps"] += 1
+    def on_step(training, actions, out):
+        env_steps[0] += training
+
+    def recording_td_target(*a, **k):  # the vector step just played started at global step (calls - 1) * num_envs
+        seen["gradient steps"].append((env_steps[0] - 1) * num_envs)
         return original_td_target(*a, **k)
 
-    def counting_update(*a, **k):
-        counts["target updates"] += 1
+    def recording_update(*a, **k):
+        seen["target updates"].append((env_steps[0] - 1) * num_envs)
         return original_update(*a, **k)
-    monkeypatch.setattr(atari, "compute_td_target", counting_td_target)
-    monkeypatch.setattr(atari, "update_target_network", counting_update)
+    _atari_wrap_envs(atari, monkeypatch, on_step)
+    monkeypatch.setattr(atari, "compute_td_target", recording_td_target)
+    monkeypatch.setattr(atari, "update_target_network", recording_update)
     monkeypatch.chdir(tmp_path)
     _atari_main(atari, "--num-envs", num_envs, "--train-frequency", train_frequency, "--target-network-frequency", 100,
                 "--total-timesteps", 2400, "--learning-starts", 0, "--buffer-size", 64, "--batch-size", 2,
                 "--start-e", 1, "--end-e", 1, "--eval-episodes", 1, "--eval-max-frames", 40, "--no-save-model")
-    assert counts == {"gradient steps": expected, "target updates": 24}
+    vector_step_of = lambda m: m // num_envs * num_envs  # noqa: E731
+    assert seen["gradient steps"] == [vector_step_of(m) for m in range(0, 2400, train_frequency)]
+    assert seen["target updates"] == [vector_step_of(m) for m in range(0, 2400, 100)]
+    assert (len(seen["gradient steps"]), len(seen["target updates"])) == (expected, 24)
 
 
 def test_atari_budget_is_rounded_up_to_whole_vector_steps(atari, capsys):
@@ -1702,7 +1713,8 @@ def test_atari_evaluation_plays_whole_games_at_epsilon_0_05_on_seeds_of_its_own(
     ["--eval-model", "full_actions.pt"], ["--eval-model", "junk.pt"], ["--buffer-size", 10**12],
     ["--learning-starts", "soon"], ["--no-such-flag"], ["--eval-max-frames", 0], ["--eval-episodes", 1001],
     ["--max-grad-norm", "inf"], ["--eval-epsilon", "nan"], ["--adam-eps", "-inf"], ["--total-timesteps", 3, "--num-envs", 4],
-    ["--total-timestep", 5], ["--seed", 1_000_001],
+    ["--total-timestep", 5], ["--seed", 1_000_001], ["--checkpoint-frequency", -1],
+    ["--resume", "runs/x", "--eval-model", "junk.pt"],
 ])
 def test_atari_bad_input_is_one_line_and_exit_code_2(atari, flags, tmp_path, monkeypatch, capsys):
     """In-process (no interpreter start per case); the subprocess test below covers the command line itself."""
@@ -1756,7 +1768,7 @@ def test_atari_help_shows_every_flag_with_its_default_in_groups(atari, capsys):
     text = capsys.readouterr().out
     assert text.index("algorithm:") < text.index("run and logs:") < text.index("evaluation:") < text.index("examples:")
     entries = re.split(r"\n  (?=--)", text[text.index("algorithm:"):text.index("examples:")])[1:]
-    assert len(entries) == 29
+    assert len(entries) == 31
     for entry in entries:
         flag, _, help_text = entry.partition("  ")
         assert "(default:" in entry and help_text.split("(default:")[0].strip(), entry
@@ -1780,7 +1792,8 @@ def test_atari_smoke_summary_and_the_printed_command_reproduces_the_result(tmp_p
     assert lines[-4].endswith(": the final network (step 1002)")
     assert lines[-3] == (f"files:  runs/{run_dir.name}/ (args.json, episodes.csv, train.csv, eval.json, dqn_atari.pt)")
     episodes = read_csv(run_dir / "episodes.csv")
-    assert episodes and set(episodes[0]) == {"global_step", "episodic_return", "episodic_length", "epsilon"}
+    assert episodes and set(episodes[0]) == {"global_step", "episodic_return", "episodic_length", "epsilon", "resumed"}
+    assert {row["resumed"] for row in episodes} == {"0"}
     train_rows = read_csv(run_dir / "train.csv")
     assert train_rows and all(np.isfinite(float(row["loss"])) for row in train_rows)
     assert json.loads((run_dir / "args.json").read_text())["script"] == "dqn_atari.py"
@@ -1895,6 +1908,382 @@ def test_atari_ctrl_c_stops_cleanly_with_logs_and_model(atari, tmp_path, monkeyp
     assert rows and all(row["epsilon"] for row in rows)  # complete rows, the file closed cleanly
     assert (run_dir / "dqn_atari.pt").exists() and not (run_dir / "eval.json").exists()
     assert made == {"made": 1, "closed": 1}
+
+
+def test_atari_random_streams_are_independent_and_train_uses_them(atari, tmp_path, monkeypatch):
+    """The agent's draws are neither default_rng(seed)'s nor those of the stream the envs are seeded with
+    (default_rng(s) is what an env reset with seed s draws from), training envs stay below the evaluation seeds,
+    and the real loop acts from random_streams' agent generator and resets the envs with its env seed."""
+    for seed, num_envs in [(0, 1), (1, 1), (1, 8), (atari.MAX_SEED, 64)]:
+        rng, env_seed, torch_seed = atari.random_streams(seed, num_envs)
+        first = rng.random(16)
+        assert not np.array_equal(first, np.random.default_rng(seed).random(16))
+        assert not np.array_equal(first, np.random.default_rng(env_seed).random(16))
+        assert env_seed != seed and 0 <= env_seed and env_seed + num_envs - 1 < atari.eval_seed(0, 0)
+        assert torch_seed not in (seed, env_seed)
+        again = atari.random_streams(seed, num_envs)
+        assert again[1:] == (env_seed, torch_seed) and np.array_equal(again[0].random(16), first)
+    assert atari.eval_rng(1, 0).random() != np.random.default_rng([1, 0]).random()
+
+    reset_seeds, actions = [], []
+
+    def on_reset(training, seed, out):
+        if training:
+            reset_seeds.append(seed)
+
+    def on_step(training, a, out):
+        if training:
+            actions.append(a.tolist())
+    _atari_wrap_envs(atari, monkeypatch, on_step, on_reset)
+    monkeypatch.chdir(tmp_path)
+    _atari_main(atari, "--seed", 3, "--num-envs", 2, "--total-timesteps", 100, "--learning-starts", 10**6, "--end-e", 1,
+                "--buffer-size", 100, "--batch-size", 2, "--eval-episodes", 1, "--eval-max-frames", 40, "--no-save-model")
+    rng, env_seed, _ = atari.random_streams(3, 2)
+    expected = []
+    for _ in range(50):  # epsilon 1 at the start: each iteration draws the random actions, then the explore coins
+        expected.append(rng.integers(0, 4, size=2).tolist())
+        rng.random(2)
+    assert reset_seeds == [env_seed] and actions == expected
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--buffer-size", 2_000_000], "--buffer-size"), (["--num-envs", 4_000, "--buffer-size", 40_000], "--num-envs"),
+    (["--batch-size", 20_000, "--buffer-size", 100_000], "--batch-size"),
+    (["--buffer-size", 1_000_000, "--batch-size", 5_000], "--buffer-size"),  # the batch's 3 GB leave less room
+])
+def test_atari_sizes_that_do_not_fit_in_memory_are_refused_naming_one_that_fits(atari, flags, named, tmp_path,
+                                                                              monkeypatch, capsys):
+    """With 10 GB available: the buffer (7 KB a transition), the envs (4 MB each) and the batch (600 KB a row) each
+    count; the flag that takes the most is named with a size that fits, and that size is accepted."""
+    monkeypatch.setattr(atari, "available_memory", lambda device: 10 * 10**9)
+    monkeypatch.setattr(atari, "make_envs", lambda *a, **k: pytest.fail("the run started: it was not refused"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *flags)
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    fits = int(re.search(rf"pass a smaller {named} \(about ([\d,]+) fits\)$", line).group(1).replace(",", ""))
+    assert line.startswith("error: this run needs ") and "of RAM" in line and "10.0 GB is available" in line
+    args = atari.parse_args([str(x) for x in flags])
+    setattr(args, named[2:].replace("-", "_"), fits)
+    atari.check_memory(args, torch.device("cpu"))  # the size it names fits beside the other sizes
+    unit = atari.memory_needs(args, torch.device("cpu"))[0][named[2:].replace("-", "_")] / fits
+    setattr(args, named[2:].replace("-", "_"), fits + int(0.25 * 10 * 10**9 / unit))  # 2.5 GB more
+    with pytest.raises(SystemExit):  # and is not needlessly small: 20% are kept for the rest
+        atari.check_memory(args, torch.device("cpu"))
+    assert not (tmp_path / "runs").exists()
+
+
+class _DiskFull:
+    """Stands in for open() in dqn_atari: files whose name ends with `name` take `room` bytes, then ENOSPC."""
+
+    def __init__(self, name, room):
+        self.name, self.room, self.real_open = name, room, open
+
+    def __call__(self, path, mode="r", *a, **k):
+        f = self.real_open(path, mode, *a, **k)
+        if not str(path).endswith(self.name) or "r" in mode:
+            return f
+        full, real_write = self, f.write
+
+        def write(data):
+            if full.room < len(data):
+                raise OSError(28, "No space left on device")
+            full.room -= len(data)
+            return real_write(data)
+        f.write = write
+        return f
+
+
+@pytest.mark.parametrize("name, room", [("train.csv", 50), ("episodes.csv", 100), ("dqn_atari.pt.tmp", 0),
+                                        ("eval.json.tmp", 0), ("args.json.tmp", 0)])
+def test_atari_a_file_that_cannot_be_written_ends_the_run_in_one_line_leaving_the_rest(atari, name, room, tmp_path,
+                                                                                      monkeypatch, capsys):
+    """No space left, mid-run or at the end: one `error: cannot write <path>: <reason>` line, exit code 1, every
+    env closed, and what was written before is still there, whole (no half-written model replaces nothing)."""
+    made = _atari_wrap_envs(atari, monkeypatch)
+    monkeypatch.setattr(atari, "open", _DiskFull(name, room), raising=False)
+    monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 700, "--learning-starts", 600, "--batch-size", 4,
+                    "--train-frequency", 1)
+    assert exit_info.value.code == 1
+    run_dir = only_run_dir(tmp_path)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"error: cannot write runs/{run_dir.name}/{name.removesuffix('.tmp')}: No space left on device"
+    assert made["made"] == made["closed"]
+    if name != "args.json.tmp":
+        assert json.loads((run_dir / "args.json").read_text())["script"] == "dqn_atari.py"
+        rows = read_csv(run_dir / "episodes.csv")
+        assert all(row["epsilon"] for row in rows) and (rows or name == "episodes.csv")
+    if name in ("eval.json.tmp",):  # the model was saved before the evaluation and is still whole
+        atari.load_model(atari.QNetwork(4), str(run_dir / "dqn_atari.pt"))
+    assert not (run_dir / "eval.json").exists() and not list(run_dir.glob("*.tmp"))
+
+
+def test_atari_a_run_folder_that_cannot_be_made_is_one_line_exit_1(tmp_path):
+    (tmp_path / "runs").write_text("a file where the runs folder would be")
+    result = run_script("dqn_atari.py", *ATARI_TINY, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert re.fullmatch(r"error: cannot write runs/BreakoutNoFrameskip-v4__dqn_atari__1__\d+: Not a directory", line)
+    assert (tmp_path / "runs").read_text() == "a file where the runs folder would be"
+
+
+def test_atari_runs_started_in_the_same_second_get_folders_of_their_own(atari, tmp_path, monkeypatch):
+    monkeypatch.setattr(atari.time, "time", lambda: 1_700_000_000.0)
+    monkeypatch.chdir(tmp_path)
+    for _ in range(3):
+        _atari_main(atari, "--total-timesteps", 40, "--learning-starts", 10**6, "--buffer-size", 64,
+                    "--batch-size", 2, "--eval-episodes", 1, "--eval-max-frames", 40)
+    base = "BreakoutNoFrameskip-v4__dqn_atari__1__1700000000"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [base, base + "_2", base + "_3"]
+    for suffix in ["", "_2", "_3"]:  # each run's files in its own folder, none written twice
+        run_dir = tmp_path / "runs" / (base + suffix)
+        assert json.loads((run_dir / "eval.json").read_text())["step"] == 40
+        assert (run_dir / "episodes.csv").read_text().count("global_step") == 1
+
+
+def _atari_popen(tmp_path, *flags, driver=None):
+    """dqn_atari.py (or a driver script that runs its main()) as a user runs it, stdout into a file to poll."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    out = open(tmp_path / "stdout.txt", "a")
+    command = [sys.executable, str(driver or ROOT / "dqn_atari.py"), *map(str, flags)]
+    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, process, timeout=60):
+    start = time.time()
+    while not condition():
+        assert process.poll() is None, f"the run ended first: {process.returncode}, {process.stderr.read()}"
+        assert time.time() - start < timeout, "timed out"
+        time.sleep(0.02)
+
+
+def test_atari_sigterm_stops_cleanly_with_logs_and_model(atari, tmp_path):
+    """A real process, SIGTERM mid-run: exit code 143 and one line saying so, with the step it stopped at; the
+    logs complete up to that step (every row whole), the model saved and loadable, no evaluation."""
+    process = _atari_popen(tmp_path, "--total-timesteps", 20_000, "--learning-starts", 10**6, "--buffer-size", 1000,
+                           "--eval-episodes", 1, "--eval-max-frames", 40)
+    _wait_for(lambda: "step     2000/" in (tmp_path / "stdout.txt").read_text(), process)
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    (line,) = stderr.strip().splitlines()
+    run_dir = only_run_dir(tmp_path)
+    match = re.fullmatch(rf"terminated \(SIGTERM\): logs are complete up to step (\d+), model saved to "
+                         rf"runs/{run_dir.name}/dqn_atari.pt, .*", line)
+    assert match and 2000 <= int(match.group(1)) < 20_000, line
+    rows = read_csv(run_dir / "episodes.csv")
+    assert len(rows) >= 10 and all(row["epsilon"] for row in rows)
+    assert int(rows[-1]["global_step"]) <= int(match.group(1))
+    atari.load_model(atari.QNetwork(4), str(run_dir / "dqn_atari.pt"))
+    assert not (run_dir / "eval.json").exists()
+    assert json.loads((run_dir / "checkpoint.json").read_text())["step"] == int(match.group(1))  # a last checkpoint
+    assert line.endswith(f", checkpoint written: python dqn_atari.py --resume runs/{run_dir.name} goes on")
+
+
+_ATARI_DRIVER = """
+import hashlib, importlib.util, json, sys
+import numpy as np, torch
+spec = importlib.util.spec_from_file_location("dqn_atari", sys.argv[1])
+atari = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(atari)
+
+
+class Tiny(torch.nn.Module):  # a gradient step in microseconds
+    def __init__(self, n_actions):
+        super().__init__()
+        self.linear = torch.nn.Linear(4 * 4 * 4, n_actions)
+
+    def forward(self, obs):
+        return self.linear(obs[:, :, ::21, ::21].flatten(1).float() / 255.0)
+
+
+atari.QNetwork = Tiny
+real_logs_init = atari.Logs.__init__
+atari.Logs.__init__ = lambda self, run_dir, args, resume=None: real_logs_init(self, run_dir, args, resume, 1)
+
+
+def digest(rb, rng, q, target, optimizer):  # the buffer's arrays, the generators, both networks, Adam
+    h = hashlib.blake2b(json.dumps(rng.bit_generator.state).encode() + torch.get_rng_state().numpy().tobytes())
+    for key in atari.BUFFER_RINGS + ["pos", "size"]:
+        h.update(np.ascontiguousarray(getattr(rb, key)).tobytes())
+    for tensor in [*q.state_dict().values(), *target.state_dict().values()]:
+        h.update(tensor.numpy().tobytes())
+    state = optimizer.state_dict()
+    h.update(json.dumps(state["param_groups"]).encode())
+    for i in sorted(state["state"]):
+        for name in sorted(state["state"][i]):
+            h.update(torch.as_tensor(state["state"][i][name]).numpy().tobytes())
+    return h.hexdigest()
+
+
+real_save, real_restore = atari.save_checkpoint, atari.Checkpoint.restore
+
+
+def save(logs, step, q, target, optimizer, rb, rng, recent):
+    open(f"digest-saved-{step}", "w").write(digest(rb, rng, q, target, optimizer))
+    real_save(logs, step, q, target, optimizer, rb, rng, recent)
+
+
+def restore(self, q, target, optimizer, rb, rng, recent):
+    step = real_restore(self, q, target, optimizer, rb, rng, recent)
+    open(f"digest-restored-{step}", "w").write(digest(rb, rng, q, target, optimizer))
+    return step
+
+
+atari.save_checkpoint, atari.Checkpoint.restore = save, restore
+atari.main(sys.argv[2:])
+"""
+
+
+def test_atari_resume_after_sigkill_goes_on_to_the_budget_with_continuous_logs(atari, tmp_path):
+    """A real run (2 envs, a train.csv row for every gradient step, a tiny network) killed with SIGKILL at a random
+    moment after its first checkpoint, even mid-write, then --resume: the budget is reached; the buffer and the
+    agent's generator, torch's, both networks and Adam are back as they were at the checkpoint; the rows up to the checkpoint are those the killed
+    run wrote, those after it (dropped) are written again, once: every gradient step's row exactly once, in order,
+    each env's first game after the resume marked `resumed` and as long as the steps since; epsilon and the
+    annealed learning rate follow their schedules across the resume."""
+    import random
+    driver = tmp_path / "driver.py"
+    driver.write_text(_ATARI_DRIVER)
+    total, starts = 4000, 200
+    flags = ["--num-envs", 2, "--total-timesteps", total, "--learning-starts", starts, "--buffer-size", 1200,
+             "--batch-size", 4, "--checkpoint-frequency", 500, "--anneal-lr", "--exploration-fraction", 0.5,
+             "--eval-episodes", 1, "--eval-max-frames", 40]
+    process = _atari_popen(tmp_path, ROOT / "dqn_atari.py", *flags, driver=driver)
+    try:
+        _wait_for(lambda: list((tmp_path / "runs").glob("*/checkpoint.json")), process)
+        delay = random.uniform(0, 1.0)
+        time.sleep(delay)
+    finally:
+        process.kill()
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, f"the run ended before the kill ({delay:.2f} s after a checkpoint)"
+    run_dir = only_run_dir(tmp_path)
+    killed_rows = read_csv(run_dir / "episodes.csv")
+
+    result = run_script(driver, ROOT / "dqn_atari.py", "--resume", f"runs/{run_dir.name}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    resumed_at = int(re.search(r"resumed at step (\d+)", result.stdout).group(1))
+    assert resumed_at >= 500 and resumed_at % 500 == 0, (delay, resumed_at)
+    assert (tmp_path / f"digest-restored-{resumed_at}").read_text() == (tmp_path / f"digest-saved-{resumed_at}").read_text()
+    assert json.loads((run_dir / "eval.json").read_text())["step"] == total and f"step {total:>8}/{total}" in result.stdout
+    assert not list(run_dir.glob("checkpoint*"))  # a finished run keeps no checkpoint
+
+    train_rows = read_csv(run_dir / "train.csv")
+    assert [int(row["global_step"]) for row in train_rows] == list(range(starts, total, 4))
+    for row in train_rows:
+        assert float(row["learning_rate"]) == pytest.approx(1e-4 * (1 - int(row["global_step"]) / total))
+    rows = read_csv(run_dir / "episodes.csv")
+    steps = [int(row["global_step"]) for row in rows]
+    assert steps == sorted(set(steps))
+    assert [row for row in rows if int(row["global_step"]) <= resumed_at] == \
+        [row for row in killed_rows if int(row["global_step"]) <= resumed_at]
+    first_after = {}
+    for row in rows:
+        step = int(row["global_step"])
+        env = (step - 1) % 2
+        vector_step = step - 1 - env
+        assert float(row["epsilon"]) == round(atari.linear_schedule(1.0, 0.01, 0.5 * total, vector_step), 4)
+        if step > resumed_at and env not in first_after:
+            first_after[env] = row
+            assert row["resumed"] == "1" and int(row["episodic_length"]) == (vector_step - resumed_at) // 2 + 1
+        else:
+            assert row["resumed"] == "0"
+    assert len(first_after) == 2
+
+
+def _atari_stopped_run(atari, tmp_path, monkeypatch, *flags):
+    """An unfinished run, stopped in-process by a real SIGTERM at its 400th training step: exit code 143."""
+    def on_step(training, actions, out):
+        on_step.calls += training
+        if on_step.calls == 400:
+            os.kill(os.getpid(), signal.SIGTERM)
+    on_step.calls = 0
+    made = _atari_wrap_envs(atari, monkeypatch, on_step)
+    monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 1000, "--learning-starts", 200, "--batch-size", 4,
+                    "--buffer-size", 300, "--checkpoint-frequency", 150, *flags)
+    assert exit_info.value.code == 143 and made["made"] == made["closed"] == 1
+    return only_run_dir(tmp_path), made
+
+
+@pytest.mark.parametrize("case, message", [
+    ("finished", "the run is finished (eval.json is there); there is nothing to resume"),
+    ("other script", "a run of dueling_dqn.py, not of dqn_atari.py; resume it with that script"),
+    ("no checkpoint", "no checkpoint there"), ("not a run", "not a run folder (no args.json there)"),
+    ("frames cut short", "its checkpoint is damaged (frames.npy is"), ("bad manifest", "its checkpoint is damaged"),
+    ("a changed flag", "--learning-rate 0.001 would change the run, which started with 0.0001"),
+    ("another game", "--env-id ALE/Pong-v5 would change the run, which started with BreakoutNoFrameskip-v4"),
+])
+def test_atari_resume_refuses_what_it_cannot_go_on_from_in_one_line(atari, case, message, tmp_path, monkeypatch, capsys):
+    """Each refusal: exit code 2, one `error:` line saying why, the run's logs untouched, every env closed."""
+    run_dir, made = _atari_stopped_run(atari, tmp_path, monkeypatch)
+    capsys.readouterr()
+    checkpoint = run_dir / json.loads((run_dir / "checkpoint.json").read_text())["checkpoint"]
+    flags = []
+    if case == "finished":
+        (run_dir / "eval.json").write_text("{}")
+    elif case == "other script":
+        (run_dir / "args.json").write_text(json.dumps({**json.loads((run_dir / "args.json").read_text()),
+                                                       "script": "dueling_dqn.py"}))
+    elif case == "no checkpoint":
+        (run_dir / "checkpoint.json").unlink()
+    elif case == "frames cut short":
+        with open(checkpoint / "frames.npy", "r+b") as f:
+            f.truncate(1000)
+    elif case == "bad manifest":
+        (checkpoint / "manifest.json").write_text('{"step": ')
+    elif case == "a changed flag":
+        flags = ["--learning-rate", "0.001"]
+    elif case == "another game":
+        flags = ["--env-id", "ALE/Pong-v5"]
+    logs_before = {name: (run_dir / name).read_bytes() for name in ("episodes.csv", "train.csv")}
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, "--resume", "runs/nowhere" if case == "not a run" else f"runs/{run_dir.name}", *flags)
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --resume runs/") and message in line, line
+    assert {name: (run_dir / name).read_bytes() for name in logs_before} == logs_before
+    assert made["made"] == made["closed"]
+
+
+def test_atari_checkpoint_that_cannot_be_written_leaves_the_previous_one_to_resume_from(atari, tmp_path, monkeypatch,
+                                                                                       capsys):
+    """No space left while the second checkpoint's frames are written: one `error: cannot write` line, exit 1,
+    the unfinished checkpoint removed, checkpoint.json still naming the first, and --resume goes on from it."""
+    real_save, saves = atari.np.save, []
+
+    def failing_save(f, array, *a, **k):
+        if array.ndim == 4:  # the frames
+            saves.append(1)
+            if len(saves) == 2:
+                raise OSError(28, "No space left on device")
+        return real_save(f, array, *a, **k)
+    monkeypatch.setattr(atari.np, "save", failing_save)
+    monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 1000, "--learning-starts", 200, "--batch-size", 4,
+                    "--buffer-size", 300, "--checkpoint-frequency", 300)
+    assert exit_info.value.code == 1
+    run_dir = only_run_dir(tmp_path)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"error: cannot write runs/{run_dir.name}/checkpoint-600.tmp/frames.npy: No space left on device"
+    assert json.loads((run_dir / "checkpoint.json").read_text())["step"] == 300
+    assert sorted(p.name for p in run_dir.glob("checkpoint*")) == ["checkpoint-300", "checkpoint.json"]
+    monkeypatch.setattr(atari.np, "save", real_save)
+    _atari_main(atari, "--resume", f"runs/{run_dir.name}")
+    assert "resumed at step 300" in capsys.readouterr().out
+    assert json.loads((run_dir / "eval.json").read_text())["step"] == 1000
 
 
 # ---- benchmarks/ tools: run_seeds.py and plotting --------------------------------------------

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_atari_memory.py                  # 1M transitions: needs about 7.5 GB free
     python benchmarks/bench_atari_memory.py --buffer-size 100000
+    python benchmarks/bench_atari_memory.py --per-unit --probe-batch 512   # one env and one batch row (check_memory)
 
 It records a few thousand real Breakout transitions (random play, life losses and game overs included), then
 writes them round and round through ReplayBuffer.add until the ring is full, so every page is touched,
@@ -29,12 +30,17 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--buffer-size", type=int, default=1_000_000)
     p.add_argument("--record-steps", type=int, default=2_000, help="real transitions recorded, then repeated")
+    p.add_argument("--per-unit", action="store_true",
+                   help="measure the memory of one env (1 and 16 side by side) and of one batch row, and exit")
+    p.add_argument("--probe-batch", type=int, default=512, help="the batch --per-unit measures (one per process: a peak)")
     a = p.parse_args()
     spec = importlib.util.spec_from_file_location("dqn_atari", os.path.join(ROOT, "dqn_atari.py"))
     dqn = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dqn)
-    args = dqn.parse_args(["--num-envs", "1"])
-    dqn.check_memory(a.buffer_size)
+    if a.per_unit:
+        return per_unit(dqn, a.probe_batch)
+    args = dqn.parse_args(["--num-envs", "1", "--buffer-size", str(a.buffer_size)])
+    dqn.check_memory(args, dqn.torch.device("cpu"))
 
     envs = dqn.make_envs(args, 1)
     rng = np.random.default_rng(0)
@@ -79,6 +85,38 @@ def main():
     print(f"  sampling a batch of 32 (both stacks rebuilt): {sample_ms:.2f} ms")
     if after > 8e9:
         sys.exit("error: over the 8 GB target")
+
+
+def per_unit(dqn, batch_size):
+    """Resident memory of AtariVectorEnv per env (after 50 steps), and the peak (VmHWM) a gradient step of the
+    Nature network at `batch_size` adds per batch row (after a warm-up step at batch 8)."""
+    torch = dqn.torch
+    torch.set_num_threads(1)
+    args = dqn.parse_args([])
+    for n in (1, 16):
+        before = rss_bytes()
+        envs = dqn.make_envs(args, n)
+        envs.reset(seed=0)
+        for _ in range(50):
+            envs.step(np.zeros(n, dtype=np.int64))
+        print(f"{n:>2} envs: {(rss_bytes() - before) / n / 1e6:.1f} MB each")
+        envs.close()
+    q_network, target_network = dqn.QNetwork(4), dqn.QNetwork(4)
+    optimizer = torch.optim.Adam(q_network.parameters())
+
+    def gradient_step(rb, batch_size):
+        obs, actions, rewards, next_obs, terminated = rb.sample(batch_size, "cpu")
+        td_target = dqn.compute_td_target(target_network, rewards, next_obs, terminated, 0.99)
+        loss = (q_network(obs).gather(1, actions[:, None]).squeeze(1) - td_target).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    rb = dqn.ReplayBuffer(2 * batch_size, 1, np.random.default_rng(0))
+    rb.frames[:], rb.valid[:], rb.size[:] = 7, True, rb.slots
+    gradient_step(rb, 8)
+    before = rss_bytes("VmHWM")
+    gradient_step(rb, batch_size)
+    print(f"batch {batch_size}: {(rss_bytes('VmHWM') - before) / batch_size / 1e3:.0f} KB a row at the peak")
 
 
 if __name__ == "__main__":
