@@ -92,6 +92,9 @@ def parse_args(argv=None):
     g.add_argument("--loss", choices=["mse", "huber"], default="mse",
                    help="mse is CleanRL's; Nature clipped the error to [-1, 1], which is huber")
     g.add_argument("--max-grad-norm", type=float, default=0.0, help="clip the gradient norm at this value (0: off)")
+    g.add_argument("--bf16", action="store_true",
+                   help="forward and backward passes of the gradient step in bfloat16 (autocast), float32 weights, "
+                        "TD target and loss: faster on a CPU with AMX/AVX512-BF16 or a GPU; same learning not yet shown")
     algorithm_flags = [action.dest for action in g._group_actions] + ["seed"]  # what --resume may not change
     g = p.add_argument_group("run and logs")
     g.add_argument("--exp-name", default=SCRIPT[: -len(".py")], help="the run's name in runs/ and of its model file")
@@ -99,6 +102,12 @@ def parse_args(argv=None):
     g.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
                    help="save the model into the run folder")
     g.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch's CPU threads; None: the cores the env threads (min(--num-envs, "
+                        f"cores)) leave free, at least 1 (here, with 1 env: {default_threads(1)}). The same --seed "
+                        "at the same count gives the same run; another count sums in another order, so the weights "
+                        "drift apart (2 against 1 thread here: up to 0.005 after 250 gradient steps) and the games "
+                        "with them (docs/dqn_atari.md)")
     g.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="deterministic cuDNN kernels (a GPU)")
     g.add_argument("--checkpoint-frequency", type=int, default=250_000,
@@ -130,9 +139,10 @@ def parse_args(argv=None):
         p.set_defaults(**{k: v for k, v in saved.items() if k in vars(args) and k not in ("resume", "capture_video")})
         args = p.parse_args(argv)
         for name in algorithm_flags:
-            if getattr(args, name) != saved.get(name):
+            started = saved.get(name, p.get_default(name))  # a flag newer than the run: it ran at its default
+            if getattr(args, name) != started:
                 fail(f"--resume {args.resume}: --{name.replace('_', '-')} {getattr(args, name)} would change the run, "
-                     f"which started with {saved.get(name)}; a resumed run keeps the settings that shape its algorithm")
+                     f"which started with {started}; a resumed run keeps the settings that shape its algorithm")
     check_args(args)
     return args
 
@@ -169,6 +179,11 @@ def make_envs(args, num_envs, training=True, **overrides):
     return AtariVectorEnv(atari_game(args.env_id), num_envs, **kwargs)
 
 
+def default_threads(num_envs):
+    """torch's threads by default: the cores left to it by the env worker threads make_envs starts, at least 1."""
+    return max(1, (os.cpu_count() or 1) - num_envs)  # make_envs starts min(num_envs, cores) env threads
+
+
 def game_over(terminations, truncations, lives, prev_lives):
     """Which envs started a new game on this step. A life loss is `terminated` with one life fewer; a game
     over resets the lives to the full count, and games without lives (Pong: always 0) only end by game over."""
@@ -179,8 +194,9 @@ def game_over(terminations, truncations, lives, prev_lives):
 class QNetwork(nn.Module):
     """The Nature network (Mnih et al. 2015, Methods): three conv layers, 512 hidden units, one Q per action."""
 
-    def __init__(self, n_actions):
+    def __init__(self, n_actions, channels_last=True):
         super().__init__()
+        self.channels_last = channels_last
         self.net = nn.Sequential(
             nn.Conv2d(STACK, 32, 8, stride=4), nn.ReLU(),
             nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
@@ -189,9 +205,13 @@ class QNetwork(nn.Module):
             nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
             nn.Linear(512, n_actions),
         )
+        if channels_last:  # the conv kernels' fast layout on a CPU (oneDNN); same weights, same products
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, obs):
-        # obs stays uint8 until here, on the device: the one conversion to float
+        if self.channels_last:  # reordered while still uint8: a quarter of the bytes of the float copy
+            obs = obs.contiguous(memory_format=torch.channels_last)
+        # obs stays uint8 until here, on the device: the one conversion to float (it keeps the layout)
         return self.net(obs.float() / 255.0)
 
 
@@ -287,9 +307,22 @@ def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
     Terminal here means a lost life or a game over (Nature's training episodes). A time-limit truncation
     (108,000 frames) was stored with terminated = 0: the game would have gone on, so it bootstraps.
     """
-    with torch.no_grad():
-        next_q_max = target_network(next_obs).max(dim=1).values
+    with torch.no_grad():  # .float(): under --bf16 the network's output is bfloat16, the target is float32
+        next_q_max = target_network(next_obs).float().max(dim=1).values
     return rewards + gamma * (1 - terminated) * next_q_max
+
+
+def td_loss(q_network, target_network, batch, gamma, loss_fn, bf16=False):
+    """Eq. (3): the loss between Q(s, a; θ) and the TD target y on a sampled batch; returns it and Q(s, a; θ).
+
+    With bf16 (--bf16) both networks' forward passes (and so the backward) run in bfloat16 under autocast;
+    the weights stay float32 (autocast casts copies), and the TD target and the loss are computed in float32."""
+    obs_b, actions_b, rewards_b, next_obs_b, terminated_b = batch
+    with torch.autocast(obs_b.device.type, dtype=torch.bfloat16, enabled=bf16):
+        td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, gamma)
+        q_values = q_network(obs_b)
+    q_taken = q_values.float().gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
+    return loss_fn(q_taken, td_target), q_taken  # (y - Q(s, a; θ))², or Huber with --loss huber
 
 
 # ----------------------------------------------------------------------------------------- training loop
@@ -382,10 +415,8 @@ def train(args, envs, q_network, device, logs, checkpoint=None):
             for _ in range(due(global_step, args.num_envs, args.train_frequency)):
                 if args.anneal_lr:
                     optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - global_step / args.total_timesteps)
-                obs_b, actions_b, rewards_b, next_obs_b, terminated_b = rb.sample(args.batch_size, device)
-                td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, args.gamma)
-                q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
-                loss = loss_fn(q_taken, td_target)  # Eq. (3): (y - Q(s, a; θ))², or Huber with --loss huber
+                batch = rb.sample(args.batch_size, device)
+                loss, q_taken = td_loss(q_network, target_network, batch, args.gamma, loss_fn, args.bf16)
                 if not torch.isfinite(loss):
                     logs.fault(f"loss became {loss.item()} at global step {global_step}; stopping the run")
                 optimizer.zero_grad()
@@ -566,6 +597,11 @@ def check_args(args):
     for name in positive:
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        fail(f"--threads must be at least 1, got {args.threads}")
+    if args.bf16 and not bf16_supported(args.cuda):
+        fail("--bf16: this " + ("GPU" if args.cuda and torch.cuda.is_available() else "CPU")
+             + " has no fast bfloat16 (a CPU needs AVX512-BF16 or AMX); run without --bf16")
     for name in ["learning_starts", "max_grad_norm", "checkpoint_frequency"]:
         if getattr(args, name) < 0:
             fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
@@ -591,6 +627,12 @@ def check_args(args):
         print(f"note: --total-timesteps {args.total_timesteps} is not a multiple of --num-envs {args.num_envs}; "
               f"running {rounded}", file=sys.stderr)
         args.total_timesteps = rounded
+
+
+def bf16_supported(cuda):
+    if cuda and torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 # Memory a run needs, per unit of each size flag, so a run that cannot fit is refused before it starts.
@@ -967,8 +1009,7 @@ def main(argv=None):
     if args.cuda and not torch.cuda.is_available():
         print("note: --cuda given but no GPU is available; running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(1)  # reproducible, and the env threads need the other cores
+    torch.set_num_threads(args.threads or default_threads(args.num_envs))  # the env threads keep their cores
     Stop.requested = False
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
     previous_handler = signal.signal(signal.SIGTERM, Stop.request) if in_main_thread else None

@@ -1768,7 +1768,7 @@ def test_atari_help_shows_every_flag_with_its_default_in_groups(atari, capsys):
     text = capsys.readouterr().out
     assert text.index("algorithm:") < text.index("run and logs:") < text.index("evaluation:") < text.index("examples:")
     entries = re.split(r"\n  (?=--)", text[text.index("algorithm:"):text.index("examples:")])[1:]
-    assert len(entries) == 31
+    assert len(entries) == 33  # --bf16 and --threads among them
     for entry in entries:
         flag, _, help_text = entry.partition("  ")
         assert "(default:" in entry and help_text.split("(default:")[0].strip(), entry
@@ -2284,6 +2284,92 @@ def test_atari_checkpoint_that_cannot_be_written_leaves_the_previous_one_to_resu
     _atari_main(atari, "--resume", f"runs/{run_dir.name}")
     assert "resumed at step 300" in capsys.readouterr().out
     assert json.loads((run_dir / "eval.json").read_text())["step"] == 1000
+
+
+def test_atari_threads_default_to_the_cores_the_env_threads_leave_and_the_flag_sets_them(atari, monkeypatch, tmp_path,
+                                                                                       capsys):
+    monkeypatch.setattr(atari.os, "cpu_count", lambda: 8)
+    assert [atari.default_threads(n) for n in (1, 4, 8, 16)] == [7, 4, 1, 1]
+    monkeypatch.setattr(atari.os, "cpu_count", lambda: 1)
+    assert atari.default_threads(1) == 1
+    monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)
+    monkeypatch.setattr(atari, "evaluate", lambda *a, **k: (np.zeros(1), np.zeros(1, dtype=int)))
+    monkeypatch.chdir(tmp_path)
+    before = torch.get_num_threads()
+    try:
+        for flags, expected in [(["--threads", 3], 3), ([], 1)]:  # 1 env on 1 core: 1
+            _atari_main(atari, *ATARI_TINY, "--total-timesteps", 8, "--no-save-model", *flags)
+            assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit) as exit_info:
+        atari.parse_args(["--threads", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: --threads must be at least 1, got 0"
+
+
+def _nature_pair(atari):
+    """The Nature network in both layouts with the same weights, and a batch of 8 transitions."""
+    torch.manual_seed(0)
+    nchw, channels_last = atari.QNetwork(4, channels_last=False), atari.QNetwork(4, channels_last=True)
+    channels_last.load_state_dict(nchw.state_dict())
+    g = torch.Generator().manual_seed(1)
+    batch = [torch.randint(0, 256, (8, 4, 84, 84), generator=g, dtype=torch.uint8), torch.randint(0, 4, (8,), generator=g),
+             torch.randint(-1, 2, (8,), generator=g).float(), torch.randint(0, 256, (8, 4, 84, 84), generator=g,
+                                                                              dtype=torch.uint8),
+             torch.randint(0, 2, (8,), generator=g).float()]
+    return nchw, channels_last, batch
+
+
+def test_atari_channels_last_network_computes_the_same_q_values_and_loss(atari):
+    nchw, channels_last, batch = _nature_pair(atari)
+    assert channels_last.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert nchw.net[0].weight.is_contiguous()
+    obs = batch[0]
+    torch.testing.assert_close(channels_last(obs), nchw(obs), rtol=1e-5, atol=1e-6)
+    assert channels_last(obs).dtype == torch.float32
+    # td_loss is Eq. (3) on the TD target, as written out by hand here
+    loss, q_taken = atari.td_loss(nchw, nchw, batch, 0.99, torch.nn.functional.mse_loss)
+    with torch.no_grad():
+        y = batch[2] + 0.99 * (1 - batch[4]) * nchw(batch[3]).max(dim=1).values
+    q = nchw(obs)[torch.arange(8), batch[1]]
+    torch.testing.assert_close(q_taken, q, rtol=0, atol=0)
+    torch.testing.assert_close(loss, ((q - y) ** 2).mean(), rtol=1e-6, atol=0)
+    loss_cl, _ = atari.td_loss(channels_last, channels_last, batch, 0.99, torch.nn.functional.mse_loss)
+    torch.testing.assert_close(loss_cl, loss, rtol=1e-5, atol=0)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+                    reason="this CPU has no fast bfloat16")
+def test_atari_bf16_runs_the_networks_in_bfloat16_and_keeps_the_target_loss_and_weights_float32(atari):
+    nchw, _, batch = _nature_pair(atari)
+    conv_dtypes = []
+    nchw.net[0].register_forward_hook(lambda module, inputs, output: conv_dtypes.append(output.dtype))
+    loss32, _ = atari.td_loss(nchw, nchw, batch, 0.99, torch.nn.functional.mse_loss)
+    conv_dtypes.clear()
+    loss, q_taken = atari.td_loss(nchw, nchw, batch, 0.99, torch.nn.functional.mse_loss, bf16=True)
+    assert conv_dtypes == [torch.bfloat16, torch.bfloat16]  # the target's forward and the online one
+    assert loss.dtype == q_taken.dtype == torch.float32
+    assert abs(loss.item() - loss32.item()) < 0.05 * abs(loss32.item())
+    loss.backward()
+    assert all(p.dtype == p.grad.dtype == torch.float32 for p in nchw.parameters())
+
+
+def test_atari_bf16_where_the_cpu_lacks_it_is_one_line_and_exit_code_2(atari, monkeypatch, capsys):
+    monkeypatch.setattr(atari, "bf16_supported", lambda cuda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        atari.parse_args(["--bf16"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --bf16: this CPU has no fast bfloat16")
+
+
+def test_atari_speed_benchmark_counts_the_nature_networks_flops(atari):
+    bench = load_script("benchmarks/bench_atari_speed.py")
+    # MACs: conv1 20*20*32 outputs x 4*8*8, conv2 9*9*64 x 32*4*4, conv3 7*7*64 x 64*3*3, 3136*512, 512*4
+    macs = 20 * 20 * 32 * 256 + 9 * 9 * 64 * 512 + 7 * 7 * 64 * 576 + 3136 * 512 + 512 * 4
+    assert bench.network_flops(atari.QNetwork(4), (1, 4, 84, 84)) == 2 * macs == 18_690_048
+    assert bench.gradient_step_flops(atari.QNetwork(4), 32) == 4 * 2 * macs * 32  # about 2.39 GFLOP
 
 
 # ---- benchmarks/ tools: run_seeds.py and plotting --------------------------------------------

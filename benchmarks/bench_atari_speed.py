@@ -9,6 +9,24 @@ current stack, storing the transition, sampling a batch of 32 (rebuilding the 4-
 and one gradient step (target forward, online forward and backward, Adam). With one gradient step every
 --train-frequency env steps, it prints the resulting steps per second (SPS) and each part's share; then
 it runs the script itself for a few thousand steps and prints the SPS its progress line reports.
+
+Achieved FLOP/s. The gradient step's floating-point work is counted analytically from the layer shapes
+(network_flops): a conv or linear layer's forward pass is 2 FLOPs per multiply-accumulate, MACs =
+output elements x (input channels x kernel height x kernel width) for a conv, inputs x outputs for a linear
+layer (ReLU, bias, Adam and the loss are left out: under 1%). A gradient step is the target network's
+forward (1x) plus the online network's forward (1x) and backward (about 2x: the gradients of the inputs and of
+the weights, one product each), 4 forwards in all: 2 x 9.35M MACs x 4 = 74.8 MFLOP a transition, 2.39 GFLOP
+at batch 32 (Breakout's 4 actions). Divided by the step's measured time that is its achieved GFLOP/s, printed
+beside the machine's own peak measured in the same command: a 2048 x 2048 matrix product in float32 (and in
+bfloat16 where the CPU has it) on the same thread count, so the fraction of peak is a ratio of two numbers
+measured side by side.
+
+    python benchmarks/bench_atari_speed.py --compare --compare-threads 1 2 --end-to-end-steps 0
+
+--compare times the gradient step (and acting on one stack) in each variant, float32 or --bf16, NCHW or
+channels_last weights, at each thread count, in alternating rounds in one process, and prints each variant's
+median time and its ratio to the first (the script as it was: float32, NCHW, 1 thread): other jobs on the
+machine slow every variant alike, not one of them.
 """
 import argparse
 import importlib.util
@@ -35,6 +53,45 @@ def timed(fn, repeats, sync):
     return (time.perf_counter() - start) / repeats
 
 
+def network_flops(network, input_shape):
+    """Forward FLOPs of one transition through `network`: 2 x MACs of its conv and linear layers (shapes from a
+    forward pass on a zero stack, counted with hooks)."""
+    macs = []
+
+    def count(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs.append(output[0].numel() * module.in_channels // module.groups * kh * kw)
+        elif isinstance(module, torch.nn.Linear):
+            macs.append(module.in_features * module.out_features)
+    hooks = [m.register_forward_hook(count) for m in network.modules()]
+    with torch.no_grad():
+        network(torch.zeros(input_shape, dtype=torch.uint8))
+    for hook in hooks:
+        hook.remove()
+    return 2 * sum(macs)
+
+
+def gradient_step_flops(network, batch_size):
+    """Target forward (1x) + online forward (1x) + online backward (about 2x forward) per transition."""
+    return 4 * network_flops(network, (1, 4, 84, 84)) * batch_size
+
+
+def matmul_peak(dtype, device, sync, n=2048, seconds=1.0):
+    """GFLOP/s of an n x n matrix product (2 n^3 FLOPs) in `dtype`, best of a few timed runs."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    torch.mm(a, b)
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        sync()
+        start = time.perf_counter()
+        torch.mm(a, b)
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--cuda", action="store_true", help="time on a GPU (falls back to the CPU with a note)")
@@ -43,17 +100,23 @@ def main():
     p.add_argument("--train-frequency", type=int, default=4)
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--end-to-end-steps", type=int, default=6_000, help="0 to skip running the script")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: as dqn_atari.py picks them)")
+    p.add_argument("--bf16", action="store_true", help="the gradient step as dqn_atari.py --bf16 runs it")
+    p.add_argument("--compare", action="store_true", help="time the variants side by side (see the docstring)")
+    p.add_argument("--compare-threads", type=int, nargs="+", default=None, help="thread counts for --compare")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds of --compare")
     a = p.parse_args()
     spec = importlib.util.spec_from_file_location("dqn_atari", os.path.join(ROOT, "dqn_atari.py"))
     dqn = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dqn)
-    args = dqn.parse_args(["--env-id", a.env_id, "--batch-size", str(a.batch_size)])
+    args = dqn.parse_args(["--env-id", a.env_id, "--batch-size", str(a.batch_size)] + (["--bf16"] if a.bf16 else []))
     if a.cuda and not torch.cuda.is_available():
         print("note: --cuda given but no GPU is available; timing the CPU", file=sys.stderr)
     device = torch.device("cuda" if a.cuda and torch.cuda.is_available() else "cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(1)
+    threads = a.threads or dqn.default_threads(1)
+    torch.set_num_threads(threads)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    bf16_here = dqn.bf16_supported(device.type == "cuda")
 
     envs = dqn.make_envs(args, 1)
     n_actions = envs.single_action_space.n
@@ -76,23 +139,37 @@ def main():
     for _ in range(20_000):
         env_step_and_store()
 
-    q_network = dqn.QNetwork(n_actions).to(device)
-    target_network = dqn.QNetwork(n_actions).to(device)
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4)
     batch = rb.sample(a.batch_size, device)
 
-    def act():
-        with torch.inference_mode():
-            return q_network(torch.from_numpy(state["obs"]).to(device)).argmax(dim=1).cpu().numpy()
+    def learner(channels_last=True, bf16=False):
+        """The script's acting and gradient step (dqn.td_loss, Adam) on fresh networks of one variant."""
+        q_network = dqn.QNetwork(n_actions, channels_last=channels_last).to(device)
+        target_network = dqn.QNetwork(n_actions, channels_last=channels_last).to(device)
+        optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4)
 
-    def gradient_step():
-        obs_b, actions_b, rewards_b, next_obs_b, terminated_b = batch
-        td_target = dqn.compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, 0.99)
-        q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)
-        loss = torch.nn.functional.mse_loss(q_taken, td_target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        def act():
+            with torch.inference_mode():
+                return q_network(torch.from_numpy(state["obs"]).to(device)).argmax(dim=1).cpu().numpy()
+
+        def gradient_step():
+            loss, _ = dqn.td_loss(q_network, target_network, batch, 0.99, torch.nn.functional.mse_loss, bf16)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return act, gradient_step, q_network
+
+    flops = gradient_step_flops(dqn.QNetwork(n_actions).to(device), a.batch_size)
+
+    def peaks():
+        """float32 and (where fast) bfloat16 matrix-product GFLOP/s at the current thread count."""
+        return {"float32": matmul_peak(torch.float32, device, sync),
+                "bfloat16": matmul_peak(torch.bfloat16, device, sync) if bf16_here else None}
+
+    if a.compare:
+        compare(a, learner, peaks, flops, sync, bf16_here, threads)
+        envs.close()
+        return
+    act, gradient_step, _ = learner(bf16=a.bf16)
 
     total_step = timed(env_step_and_store, a.repeats * 4, sync)
     env_only = timed(lambda: env_step_and_store(store=False), a.repeats * 4, sync)
@@ -103,12 +180,17 @@ def main():
         f"sampling a batch of {a.batch_size}": timed(lambda: rb.sample(a.batch_size, device), a.repeats, sync) / a.train_frequency,
         "gradient step": timed(gradient_step, a.repeats // 2, sync) / a.train_frequency,
     }
+    peak = peaks()
     per_step = sum(parts.values())
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} torch thread"
-    print(f"{a.env_id}, {name}, batch {a.batch_size}, one gradient step every {a.train_frequency} env steps:")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} torch thread(s)"
+    precision = "bfloat16 autocast" if a.bf16 else "float32"
+    print(f"{a.env_id}, {name}, batch {a.batch_size}, {precision}, one gradient step every {a.train_frequency} env steps:")
     for part, seconds in parts.items():
         raw = seconds * (a.train_frequency if part.startswith(("sampling", "gradient")) else 1)
         print(f"  {part:30s} {raw * 1e3:7.2f} ms per call | {seconds * 1e3:6.2f} ms per env step | {seconds / per_step:5.1%}")
+    step_gflops = flops / (parts["gradient step"] * a.train_frequency) / 1e9
+    print(f"  gradient step: {flops / 1e9:.2f} GFLOP (counted) -> {step_gflops:.1f} GFLOP/s = "
+          + peak_fractions(step_gflops, peak))
     print(f"  composed: {per_step * 1e3:.2f} ms per env step = {1 / per_step:.0f} SPS while training")
     envs.close()
 
@@ -117,11 +199,49 @@ def main():
             cmd = [sys.executable, os.path.join(ROOT, "dqn_atari.py"), "--env-id", a.env_id, "--total-timesteps",
                    str(a.end_to_end_steps), "--learning-starts", "0", "--buffer-size", "10000", "--eval-episodes", "1",
                    "--batch-size", str(a.batch_size), "--train-frequency", str(a.train_frequency), "--no-save-model",
-                   "--eval-max-frames", "400"] + (["--cuda"] if a.cuda else [])
-            out = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                   "--eval-max-frames", "400", "--threads", str(threads)] + (["--cuda"] if a.cuda else []) \
+                + (["--bf16"] if a.bf16 else [])
+            out = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
             lines = [line for line in out.stdout.splitlines() if "SPS" in line]
             sps = re.search(r"\|\s+(\d+) SPS", lines[-1]).group(1) if lines else "?"
             print(f"  end to end, dqn_atari.py --learning-starts 0 for {a.end_to_end_steps} steps: {sps} SPS")
+
+
+def peak_fractions(gflops, peak):
+    text = f"{gflops / peak['float32']:.1%} of the float32 matmul peak ({peak['float32']:.0f} GFLOP/s)"
+    if peak["bfloat16"]:
+        text += f", {gflops / peak['bfloat16']:.1%} of the bfloat16 one ({peak['bfloat16']:.0f})"
+    return text
+
+
+def compare(a, learner, peaks, flops, sync, bf16_here, threads):
+    """Each variant's gradient step and acting, timed in alternating rounds; medians and ratios to the first."""
+    counts = a.compare_threads or [threads]
+    variants = [(t, cl, bf) for t in counts for bf in ([False, True] if bf16_here else [False]) for cl in (False, True)]
+    variants.sort(key=lambda v: (v != (counts[0], False, False)))  # the script as it was first: the baseline
+    learners = {v: learner(channels_last=v[1], bf16=v[2]) for v in variants}
+    steps, acts, peak = {v: [] for v in variants}, {v: [] for v in variants}, {}
+    for r in range(a.rounds):
+        for v in variants if r % 2 == 0 else variants[::-1]:  # alternate the order too
+            torch.set_num_threads(v[0])
+            act, gradient_step, _ = learners[v]
+            steps[v].append(timed(gradient_step, max(a.repeats // 20, 2), sync))
+            acts[v].append(timed(act, max(a.repeats // 4, 2), sync))
+        for t in counts:
+            torch.set_num_threads(t)
+            peak.setdefault(t, []).append(peaks())
+    base = variants[0]
+    median = lambda xs: float(np.median(xs))  # noqa: E731
+    print(f"side by side, {a.rounds} alternating rounds, batch {a.batch_size}, {flops / 1e9:.2f} GFLOP a gradient step; "
+          f"ratio = the baseline's median time / this variant's (above 1: faster)")
+    for v in variants:
+        t, cl, bf = v
+        best = {k: max(p[k] or 0 for p in peak[t]) or None for k in ("float32", "bfloat16")}
+        step = median(steps[v])
+        print(f"  {t} thread(s), {'bfloat16' if bf else 'float32 '}, {'channels_last' if cl else 'NCHW         '}: "
+              f"gradient step {step * 1e3:6.1f} ms (x{median(steps[base]) / step:.2f}), "
+              f"{flops / step / 1e9:5.1f} GFLOP/s = {peak_fractions(flops / step / 1e9, best)}; "
+              f"acting {median(acts[v]) * 1e3:.2f} ms (x{median(acts[base]) / median(acts[v]):.2f})")
 
 
 if __name__ == "__main__":
