@@ -8,10 +8,16 @@
 #
 # Without a GPU each script falls back to the CPU with a note, and the lines say so: the checks still run
 # (about 5 minutes on 2 CPU cores), but only a run on a GPU checks the GPU path. Exit code: the number of FAILs.
+#
+# The lent GPU machine has torch but neither gymnasium nor ale-py, and no network: carry their wheels in .whl/
+# (git-ignored; the pip download command is in docs/dqn_atari.md). When .whl/ (or $WHEELS) exists, they are
+# installed first into a temp dir put on PYTHONPATH, for this check only.
+#   WHEELS=/tmp/whl311 bash benchmarks/gpu_check.sh   # another wheel folder (here: the Python 3.11 set)
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PY=${PYTHON:-python}
+PY=${PYTHON:-$(command -v python || command -v python3)}  # the GPU machine has only python3
+WHEELS=${WHEELS:-$ROOT/.whl}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 failures=0
@@ -20,6 +26,16 @@ report() {  # report CHECK STATUS DETAIL
     printf '%-4s  %-42s %s\n' "$2" "$1" "$3"
     [ "$2" = ok ] || failures=$((failures + 1))
 }
+
+if [ -d "$WHEELS" ]; then
+    T=$WORK/site-packages
+    if out=$("$PY" -m pip install -q --no-index --no-deps --target "$T" "$WHEELS"/*.whl 2>&1); then
+        export PYTHONPATH=$T${PYTHONPATH:+:$PYTHONPATH}
+        report "install $(basename "$WHEELS")/*.whl" ok "$(cd "$WHEELS" && ls ./*.whl | sed 's|^./||; s/-py3-none.*//; s/-cp3.*//' | tr '\n' ' ')-> $T on PYTHONPATH; $("$PY" -c 'import ale_py, gymnasium; print("ale_py", ale_py.__version__, "from", ale_py.__file__)' 2>&1 | tail -1)"
+    else
+        report "install $(basename "$WHEELS")/*.whl" FAIL "$(echo "$out" | grep -m1 -i error || echo "$out" | tail -1)"
+    fi
+fi
 
 headline() {  # the first number of the `result:` line (scripts before issue 10: the final model's `eval` line)
     local line
