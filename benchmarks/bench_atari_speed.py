@@ -1,6 +1,7 @@
 """Training speed of dqn_atari.py, split into acting, sampling and the gradient step.
 
-    python benchmarks/bench_atari_speed.py            # CPU, one torch thread (as the script runs there)
+    python benchmarks/bench_atari_speed.py            # CPU, the torch threads dqn_atari.py picks (--threads)
+    python benchmarks/bench_atari_speed.py --bf16     # the gradient step as dqn_atari.py --bf16 runs it
     python benchmarks/bench_atari_speed.py --cuda     # a GPU, when there is one
 
 Fills a 20,000-transition buffer by random Breakout play, then times each part of a training iteration
