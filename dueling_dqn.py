@@ -50,24 +50,24 @@ def parse_args(argv=None):
                        allow_abbrev=False)
     algorithm = p.add_argument_group("algorithm")
     algorithm.add_argument("--env-id", default="CartPole-v1", help="any env with a Box observation and Discrete actions")
-    algorithm.add_argument("--total-timesteps", type=int, default=100_000, help="environment steps, summed over envs")
+    algorithm.add_argument("--total-timesteps", type=int, default=50_000, help="environment steps, summed over envs")
     algorithm.add_argument("--num-envs", type=int, default=1, help="environments stepped side by side")
-    algorithm.add_argument("--learning-rate", type=float, default=2e-3, help="Adam's step size (the lecture: 1e-4)")
-    algorithm.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=True,
+    algorithm.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size (the lecture: 1e-4)")
+    algorithm.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
                            help="decay the learning rate linearly to 0 over the run (Nature: constant)")
     algorithm.add_argument("--adam-eps", type=float, default=1e-4, help="Adam's epsilon (PyTorch's default: 1e-8)")
     algorithm.add_argument("--buffer-size", type=int, default=100_000, help="replay memory, in transitions")
-    algorithm.add_argument("--batch-size", type=int, default=512, help="transitions per gradient step (the lecture: 64)")
+    algorithm.add_argument("--batch-size", type=int, default=128, help="transitions per gradient step (the lecture: 64)")
     algorithm.add_argument("--gamma", type=float, default=0.99, help="discount factor")
     algorithm.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
-    algorithm.add_argument("--target-network-frequency", type=int, default=500,
+    algorithm.add_argument("--target-network-frequency", type=int, default=50,
                            help="env steps between target updates (the lecture: 1000 gradient steps)")
-    algorithm.add_argument("--train-frequency", type=int, default=4,
+    algorithm.add_argument("--train-frequency", type=int, default=2,
                            help="env steps between gradient steps (Nature's 4; the lecture: every step)")
-    algorithm.add_argument("--learning-starts", type=int, default=1_000, help="env steps before the first gradient step")
+    algorithm.add_argument("--learning-starts", type=int, default=500, help="env steps before the first gradient step")
     algorithm.add_argument("--start-e", type=float, default=1.0, help="epsilon at the start")
-    algorithm.add_argument("--end-e", type=float, default=0.1, help="epsilon after the decay (Nature's 0.1; the lecture: 0.01)")
-    algorithm.add_argument("--exploration-fraction", type=float, default=0.2, help="fraction of the run epsilon decays over")
+    algorithm.add_argument("--end-e", type=float, default=0.01, help="epsilon after the decay (Nature's 0.1; the lecture: 0.01)")
+    algorithm.add_argument("--exploration-fraction", type=float, default=0.1, help="fraction of the run epsilon decays over")
     algorithm.add_argument("--hidden-dim", type=int, default=64, help="units in each of the two hidden layers (the lecture: 128)")
     algorithm.add_argument("--loss", choices=["mse", "huber"], default="mse",
                            help="the lecture's squared error, or Huber (Nature's clipped error)")
@@ -84,7 +84,7 @@ def parse_args(argv=None):
                      help="cudnn.deterministic on a GPU (the CPU is always deterministic)")
     evaluation = p.add_argument_group("evaluation")
     evaluation.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes that score the final models")
-    evaluation.add_argument("--check-frequency", type=int, default=10_000,
+    evaluation.add_argument("--check-frequency", type=int, default=5_000,
                             help="env steps between greedy checks that keep the best model so far (0: keep the last)")
     evaluation.add_argument("--check-episodes", type=int, default=10, help="episodes per check, seeded apart from the eval's")
     evaluation.add_argument("--eval-model", metavar="PATH",

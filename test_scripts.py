@@ -1101,6 +1101,24 @@ def test_variant_page_sync_script_agrees(tmp_path):
     assert (tmp_path / "variants.md").read_text() == (ROOT / "docs" / "variants.md").read_text()
 
 
+def test_readme_numbers_agree_with_the_committed_summary(tmp_path):
+    """README's results tables are written from benchmarks/results/summary.json; a number changed by hand, or a
+    summary re-run without rewriting README, fails here."""
+    sync = [sys.executable, str(ROOT / "docs" / "sync_numbers.py")]
+    checked = subprocess.run(sync + ["--check"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    readme = (ROOT / "README.md").read_text()
+    assert "<!-- numbers:exercise -->" in readme and "<!-- numbers:others -->" in readme
+    exercise = readme.split("<!-- numbers:exercise -->")[1].split("<!-- /numbers:exercise -->")[0]
+    assert "`dqn_cartpole.py`" in exercise and "`per_dqn.py`" in exercise
+    wrong = readme.replace(exercise, exercise.replace("/10", "/11", 1))  # one count off
+    (tmp_path / "README.md").write_text(wrong)
+    stale = subprocess.run(sync + ["--check", "--readme", str(tmp_path / "README.md")], capture_output=True, text=True)
+    assert stale.returncode == 1 and "exercise" in stale.stdout
+    assert subprocess.run(sync + ["--readme", str(tmp_path / "README.md")], capture_output=True).returncode == 0
+    assert (tmp_path / "README.md").read_text() == readme
+
+
 def _fixed_q_network(q_table):
     """A hand-built network: observation e_i (a one-hot row) gives Q-values q_table[i]."""
     q_table = torch.tensor(q_table, dtype=torch.float32)
