@@ -83,11 +83,12 @@ def measure_per(seed, rows, period=2_000):
     samples they get), and the effective sample size of a batch's IS weights, (Σw)² / Σw², over the batch size."""
     per = load_script("per_dqn.py")
     original, state = per.PrioritizedReplayBuffer.sample, {"calls": 0}
+    defaults = per.parse_args([])  # the run below uses them: a gradient step every --train-frequency env steps
 
     def watching(self, batch_size, device, beta):
         batch = original(self, batch_size, device, beta)
         state["calls"] += 1
-        step = 1_000 + 4 * (state["calls"] - 1)  # default flags: a gradient step every 4 env steps from 1,000 on
+        step = defaults.learning_starts + defaults.train_frequency * (state["calls"] - 1)
         if every(step, period, state):
             priorities = self.tree.priorities(np.arange(self.size))
             top = np.sort(priorities)[::-1][: max(1, self.size // 10)]
