@@ -319,11 +319,11 @@ def plot_breakout(results_dir, out, random_score=1.24):
     return out
 
 
-def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "double_dqn")):
+def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "double_dqn", "dueling_dqn", "per_dqn")):
     files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if script_of(name) in names}
     if not files:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.8))
     for name, path in files.items():
         data = read_curves(path).get("probe_q")
         if not data:
@@ -335,11 +335,14 @@ def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "dou
             ax.plot(grid, mean, style, color=color_of(name), label=f"{script_of(name)}.py{name[len(script_of(name)):]}: {what} ({n} seeds)")
             ax.fill_between(grid, lo, hi, color=color_of(name), alpha=0.15)
     ax.axhline(1 / (1 - gamma), color="black", linewidth=1, label=f"bound 1/(1 - γ) = {1 / (1 - gamma):g}")
+    ax.set_yscale("symlog", linthresh=1 / (1 - gamma))  # linear up to the bound, logarithmic past it: a few seeds diverge
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("Q(s, a) on 1,000 states of a random policy")
-    ax.set_title("CartPole-v1: does Q rise above what any return can be? (mean over seeds, 95% band)")
+    ax.set_ylabel("Q(s, a) on 1,000 states of a random policy\n(linear to 100, logarithmic above)")
+    ax.set_title("CartPole-v1: does Q rise above what any return can be?\n(lines: mean over seeds; bands: 95% "
+                 "bootstrap interval of that mean; the table gives medians of each seed's peak)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
