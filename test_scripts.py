@@ -689,6 +689,7 @@ def test_epsilon_and_learning_rate_in_the_loop_follow_their_schedules(dqn, tmp_p
     monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
     monkeypatch.chdir(tmp_path)
     dqn.main(["--total-timesteps", "2000", "--learning-starts", "400", "--train-frequency", "4", "--learning-rate", "0.001",
+              "--anneal-lr",
               "--exploration-fraction", "0.5", "--start-e", "1", "--end-e", "0.2", "--batch-size", "16",
               "--buffer-size", "2000", "--check-frequency", "0", "--eval-episodes", "1", "--no-save-model"])
     # annealed linearly to 0 over the run, one gradient step every 4 env steps from step 400 on
