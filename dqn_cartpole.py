@@ -476,7 +476,9 @@ def make_eval_env(env_id, max_episode_steps, video_dir, index):
     env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array")
     with warnings.catch_warnings():  # one folder for all the episodes: not a mistake, so not a warning
         warnings.simplefilter("ignore")
-        return gym.wrappers.RecordVideo(env, video_dir, name_prefix=f"eval-{index}", disable_logger=True)
+        # fps a power of two: moviepy counts the frames it writes as duration x fps in floating point, and at
+        # CartPole's 50 fps n / 50 x 50 can fall just below n, dropping the episode's last frame (measured here)
+        return gym.wrappers.RecordVideo(env, video_dir, name_prefix=f"eval-{index}", disable_logger=True, fps=64)
 
 
 class Logs:

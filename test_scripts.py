@@ -973,7 +973,7 @@ def test_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(script, tm
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     # a disk that fills up mid-run (measured on a 12 KB tmpfs: the failed write fails again at close()): one line naming the reason, the rows written before it intact
     module = load_script(script)
-    monkeypatch.setattr(module, "open", _SmallDisk.opener("episodes.csv", 2_000), raising=False)
+    monkeypatch.setattr(module, "open", _SmallDisk.opener("episodes.csv", 600), raising=False)
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     with pytest.raises(SystemExit) as stop:
@@ -984,7 +984,7 @@ def test_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(script, tm
     assert err.strip().splitlines() == [f"error: cannot write runs/{run_dir.name}/: No space left on device"]
     assert json.loads((run_dir / "args.json").read_text())["total_timesteps"] == 3000
     rows = read_csv(run_dir / "episodes.csv")
-    assert 10 < len(rows) and all(row["elapsed_s"] for row in rows)  # whole rows up to where the disk filled
+    assert 5 < len(rows) and all(row["elapsed_s"] for row in rows)  # whole rows up to where the disk filled
     assert not (run_dir / "eval.json").exists()
 
 
