@@ -16,13 +16,20 @@ Achieved FLOP/s. The gradient step's floating-point work is counted analytically
 output elements x (input channels x kernel height x kernel width) for a conv, inputs x outputs for a linear
 layer (ReLU, bias, Adam and the loss are left out: under 1%). A gradient step is the target network's
 forward (1x) plus the online network's forward (1x) and backward (about 2x: the gradients of the inputs and of
-the weights, one product each), 4 forwards in all: 2 x 9.35M MACs x 4 = 74.8 MFLOP a transition, 2.39 GFLOP
-at batch 32 (Breakout's 4 actions). Divided by the step's measured time that is its achieved GFLOP/s, printed
+the weights, one product each), except that the first layer's input is the observation, whose gradient
+is never computed: 4 forwards less the first conv's 3.28M MACs, 2 x (4 x 9.35M - 3.28M) MACs = 68.2 MFLOP a
+transition, 2.18 GFLOP at batch 32 (Breakout's 4 actions). Divided by the step's measured time that is its achieved GFLOP/s, printed
 beside the machine's own peak measured in the same command: a 2048 x 2048 matrix product in float32 (and in
 bfloat16 where the CPU has it) on the same thread count, so the fraction of peak is a ratio of two numbers
 measured side by side.
 
     python benchmarks/bench_atari_speed.py --compare --compare-threads 1 2 --end-to-end-steps 0
+
+    python benchmarks/bench_atari_speed.py --against 964976d^      # end to end, beside the script at a git revision
+
+--against trains dqn_atari.py as it is and as it was at a git revision (taken with `git show` into a temporary
+folder, so a clone reproduces it) in turns at their defaults, and prints each one's SPS over the training steps
+it times (see against()).
 
 --compare times the gradient step (and acting on one stack) in each variant, float32 or --bf16, NCHW or
 channels_last weights, at each thread count, in alternating rounds in one process, and prints each variant's
@@ -54,9 +61,9 @@ def timed(fn, repeats, sync):
     return (time.perf_counter() - start) / repeats
 
 
-def network_flops(network, input_shape):
-    """Forward FLOPs of one transition through `network`: 2 x MACs of its conv and linear layers (shapes from a
-    forward pass on a zero stack, counted with hooks)."""
+def layer_flops(network, input_shape):
+    """Forward FLOPs of one transition through each conv and linear layer of `network`, in order: 2 x MACs
+    (shapes from a forward pass on a zero stack, counted with hooks)."""
     macs = []
 
     def count(module, inputs, output):
@@ -70,12 +77,19 @@ def network_flops(network, input_shape):
         network(torch.zeros(input_shape, dtype=torch.uint8))
     for hook in hooks:
         hook.remove()
-    return 2 * sum(macs)
+    return [2 * m for m in macs]
+
+
+def network_flops(network, input_shape):
+    """Forward FLOPs of one transition through `network`."""
+    return sum(layer_flops(network, input_shape))
 
 
 def gradient_step_flops(network, batch_size):
-    """Target forward (1x) + online forward (1x) + online backward (about 2x forward) per transition."""
-    return 4 * network_flops(network, (1, 4, 84, 84)) * batch_size
+    """Per transition: the target forward (1x), the online forward (1x) and its backward: the weights' gradients
+    (1x) and the inputs' gradients of every layer but the first, whose input is the observation (no gradient)."""
+    layers = layer_flops(network, (1, 4, 84, 84))
+    return (4 * sum(layers) - layers[0]) * batch_size
 
 
 def matmul_peak(dtype, device, sync, n=2048, seconds=1.0):
@@ -106,7 +120,14 @@ def main():
     p.add_argument("--compare", action="store_true", help="time the variants side by side (see the docstring)")
     p.add_argument("--compare-threads", type=int, nargs="+", default=None, help="thread counts for --compare")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds of --compare")
+    p.add_argument("--against", metavar="REV", default=None,
+                   help="train dqn_atari.py as it is and as it was at git revision REV in turns, at their defaults "
+                        "(see the docstring), and print each one's training SPS and the ratio")
+    p.add_argument("--against-steps", type=int, default=9_000, help="training steps timed in each --against run")
+    p.add_argument("--against-rounds", type=int, default=2, help="runs of each script in --against, in turns")
     a = p.parse_args()
+    if a.against:
+        return against(a)
     spec = importlib.util.spec_from_file_location("dqn_atari", os.path.join(ROOT, "dqn_atari.py"))
     dqn = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dqn)
@@ -114,7 +135,7 @@ def main():
     if a.cuda and not torch.cuda.is_available():
         print("note: --cuda given but no GPU is available; timing the CPU", file=sys.stderr)
     device = torch.device("cuda" if a.cuda and torch.cuda.is_available() else "cpu")
-    threads = a.threads or dqn.default_threads(1)
+    threads = a.threads or dqn.default_threads()
     torch.set_num_threads(threads)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     bf16_here = dqn.bf16_supported(device.type == "cuda")
@@ -142,11 +163,11 @@ def main():
 
     batch = rb.sample(a.batch_size, device)
 
-    def learner(channels_last=True, bf16=False):
+    def learner(channels_last=True, bf16=False, fused=True):
         """The script's acting and gradient step (dqn.td_loss, Adam) on fresh networks of one variant."""
         q_network = dqn.QNetwork(n_actions, channels_last=channels_last).to(device)
         target_network = dqn.QNetwork(n_actions, channels_last=channels_last).to(device)
-        optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4)
+        optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4, fused=fused)  # fused: as dqn_atari.py
 
         def act():
             with torch.inference_mode():
@@ -208,6 +229,49 @@ def main():
             print(f"  end to end, dqn_atari.py --learning-starts 0 for {a.end_to_end_steps} steps: {sps} SPS")
 
 
+def training_sps(script, flags, learning_starts, cwd):
+    """Env steps per second between the first progress line at or after learning starts and the last one, timed
+    here as the lines arrive (the same for any version of the script: it needs only the `step N/` lines)."""
+    proc = subprocess.Popen([sys.executable, script, *flags], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    marks = []
+    for line in proc.stdout:
+        found = re.match(r"step\s+(\d+)/", line)
+        if found and int(found.group(1)) >= learning_starts:
+            marks.append((int(found.group(1)), time.perf_counter()))
+    if proc.wait() != 0 or len(marks) < 2:
+        sys.exit(f"error: {script} {' '.join(flags)} failed or printed too few progress lines")
+    (first_step, first_time), (last_step, last_time) = marks[0], marks[-1]
+    return (last_step - first_step) / (last_time - first_time)
+
+
+def against(a):
+    """dqn_atari.py now and at git revision a.against, trained in turns at their defaults but for the budget:
+    --total-timesteps = the default --learning-starts (80,000 env steps of random play) + a.against_steps, so the
+    timed steps are training steps at the end of the exploration schedule (epsilon 0.01: a forward pass on every
+    step, as in 95% of a default run), with the default 1M buffer (holding the 80,000 transitions played) and
+    the default threads of each version. Only the evaluation is cut (1 game of at most 400 frames), after the
+    timing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        old = os.path.join(tmp, "dqn_atari_at_rev.py")
+        with open(old, "w") as f:
+            f.write(subprocess.run(["git", "show", f"{a.against}:dqn_atari.py"], cwd=ROOT, check=True,
+                                   capture_output=True, text=True).stdout)
+        learning_starts = 80_000
+        flags = ["--env-id", a.env_id, "--total-timesteps", str(learning_starts + a.against_steps), "--eval-episodes",
+                 "1", "--eval-max-frames", "400", "--no-save-model"] + (["--cuda"] if a.cuda else [])
+        scripts = {f"dqn_atari.py at {a.against}": old, "dqn_atari.py now": os.path.join(ROOT, "dqn_atari.py")}
+        sps = {name: [] for name in scripts}
+        for r in range(a.against_rounds):
+            for name, script in (scripts.items() if r % 2 == 0 else list(scripts.items())[::-1]):
+                sps[name].append(training_sps(script, flags, learning_starts, tmp))
+                print(f"  round {r + 1}: {name}: {sps[name][-1]:.1f} SPS while training", flush=True)
+    (old_name, old_sps), (new_name, new_sps) = [(k, float(np.median(v))) for k, v in sps.items()]
+    print(f"end to end, defaults but --total-timesteps {learning_starts + a.against_steps} (SPS over the last "
+          f"{a.against_steps:,} steps, training), {a.against_rounds} runs each in turns, medians: {old_name} "
+          f"{old_sps:.1f} SPS, {new_name} {new_sps:.1f} SPS: x{new_sps / old_sps:.2f}")
+
+
 def peak_fractions(gflops, peak):
     text = f"{gflops / peak['float32']:.1%} of the float32 matmul peak ({peak['float32']:.0f} GFLOP/s)"
     if peak["bfloat16"]:
@@ -216,11 +280,16 @@ def peak_fractions(gflops, peak):
 
 
 def compare(a, learner, peaks, flops, sync, bf16_here, threads):
-    """Each variant's gradient step and acting, timed in alternating rounds; medians and ratios to the first."""
-    counts = a.compare_threads or [threads]
-    variants = [(t, cl, bf) for t in counts for bf in ([False, True] if bf16_here else [False]) for cl in (False, True)]
-    variants.sort(key=lambda v: (v != (counts[0], False, False)))  # the script as it was first: the baseline
-    learners = {v: learner(channels_last=v[1], bf16=v[2]) for v in variants}
+    """Each variant's gradient step and acting, timed in alternating rounds; medians and ratios to the first.
+
+    The variants, (threads, channels_last, bf16, fused Adam): the script before (1 thread, NCHW, float32, Adam's
+    per-parameter loop), then each change added to the one before: channels_last, fused Adam, every thread count
+    of --compare-threads (default: 1 and dqn_atari.py's default), and --bf16 last."""
+    counts = sorted(set(a.compare_threads or [1, threads]))
+    variants = [(1, False, False, False), (1, True, False, False), (1, True, False, True)]
+    variants += [(t, True, False, True) for t in counts if t != 1]
+    variants += [(t, True, True, True) for t in counts] if bf16_here else []
+    learners = {v: learner(channels_last=v[1], bf16=v[2], fused=v[3]) for v in variants}
     steps, acts, peak = {v: [] for v in variants}, {v: [] for v in variants}, {}
     for r in range(a.rounds):
         for v in variants if r % 2 == 0 else variants[::-1]:  # alternate the order too
@@ -236,11 +305,13 @@ def compare(a, learner, peaks, flops, sync, bf16_here, threads):
     print(f"side by side, {a.rounds} alternating rounds, batch {a.batch_size}, {flops / 1e9:.2f} GFLOP a gradient step; "
           f"ratio = the baseline's median time / this variant's (above 1: faster)")
     for v in variants:
-        t, cl, bf = v
+        t, cl, bf, fused = v
         best = {k: max(p[k] or 0 for p in peak[t]) or None for k in ("float32", "bfloat16")}
         step = median(steps[v])
-        print(f"  {t} thread(s), {'bfloat16' if bf else 'float32 '}, {'channels_last' if cl else 'NCHW         '}: "
-              f"gradient step {step * 1e3:6.1f} ms (x{median(steps[base]) / step:.2f}), "
+        print(f"  {t} thread(s), {'bfloat16' if bf else 'float32 '}, {'channels_last' if cl else 'NCHW         '}, "
+              f"Adam {'fused' if fused else 'loop '}: "
+              f"gradient step {step * 1e3:6.1f} ms (x{median(steps[base]) / step:.2f}; "
+              f"x{median(steps[variants[max(variants.index(v) - 1, 0)]]) / step:.2f} on the line above), "
               f"{flops / step / 1e9:5.1f} GFLOP/s = {peak_fractions(flops / step / 1e9, best)}; "
               f"acting {median(acts[v]) * 1e3:.2f} ms (x{median(acts[base]) / median(acts[v]):.2f})")
 
