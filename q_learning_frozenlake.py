@@ -99,7 +99,7 @@ def build_parser():
     g.add_argument("--eval-episodes", type=int, default=10_000, help="greedy episodes of the final evaluation")
     g.add_argument("--eval-model", "--eval-q-table", type=str, default=None,
                    help="evaluate this saved q_table.npy, no training; settings come from the args.json beside it "
-                   "(--eval-q-table: its old name)")
+                   "(--eval-q-table: the same flag)")
     g.add_argument("--capture-video", action="store_true",
                    help="record greedy episodes as mp4 to videos/<run_name>/ (needs pygame, moviepy)")
     g.add_argument("--video-episodes", type=int, default=1, help="how many greedy episodes --capture-video records")

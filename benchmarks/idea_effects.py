@@ -186,53 +186,62 @@ def plot(out_dir):
     if os.path.exists(os.path.join(EFFECTS, "dueling.csv")):
         rows = read("dueling")
         seed = min(int(r["seed"]) for r in rows)
-        fig, (ax_v, ax_a) = plt.subplots(1, 2, figsize=(12, 4.2), sharex=True)
-        for i, color in enumerate(["tab:blue", "tab:orange", "tab:green", "tab:red"]):
+        fig, (ax_v, ax_a) = plt.subplots(1, 2, figsize=(12, 5.0), sharex=True)
+        styles = [("tab:blue", "o", "-"), ("tab:orange", "s", "--"), ("tab:green", "^", "-."), ("tab:red", "v", ":")]
+        for i, (color, marker, line) in enumerate(styles):
             mine = [r for r in rows if int(r["seed"]) == seed and int(r["state"]) == i]
             if not mine:
                 continue
             steps = [int(r["global_step"]) for r in mine]
-            ax_v.plot(steps, [float(r["value"]) for r in mine], color=color, label=f"state {i}")
-            ax_a.plot(steps, [float(r["centred_advantage_0"]) for r in mine], color=color, label=f"state {i}: push left")
-            ax_a.plot(steps, [float(r["centred_advantage_1"]) for r in mine], "--", color=color, label=f"state {i}: push right")
-        ax_v.set_title("V(s): the state's worth")
-        ax_a.set_title("A(s, a) - mean_a A(s, ·): only how the actions differ")
-        ax_v.axhline(100, color="black", linewidth=1, label="1/(1 - γ) = 100")
+            kw = dict(color=color, marker=marker, linestyle=line, markersize=3, markevery=3, label=f"state {i}")
+            ax_v.plot(steps, [float(r["value"]) for r in mine], **kw)
+            # two actions: the centred advantages are +d/2 and -d/2, so one line says it all
+            ax_a.plot(steps, [float(r["centred_advantage_1"]) for r in mine], **kw)
+        ax_v.set_title("V(s), the value stream: the state's worth")
+        ax_a.set_title("A(s, right) - mean_a A(s, ·), the advantage stream\n(A(s, left)'s is its negative: 2 actions)")
+        ax_v.axhline(100, color="black", linewidth=1, label="1/(1 - γ) = 100, the most any return can be")
+        ax_a.axhline(0, color="gray", linewidth=0.8)
+        ax_v.set_ylabel("V(s) (a return: 1 per step, γ = 0.99)")
+        ax_a.set_ylabel("centred advantage (same units)")
         for ax in (ax_v, ax_a):
             ax.set_xlabel("environment steps")
-            ax.set_ylabel("value")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        fig.suptitle(f"dueling_dqn.py on CartPole-v1, seed {seed}: four states of a random policy")
-        fig.tight_layout()
+        handles = dict(zip(*reversed(ax_v.get_legend_handles_labels())))
+        fig.legend(list(handles.values()), list(handles.keys()), fontsize=8, loc="lower center", ncol=5, frameon=False)
+        fig.suptitle(f"dueling_dqn.py on CartPole-v1, seed {seed}, default flags: four states a random policy visits")
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
         written.append(os.path.join(out_dir, "dueling_values.png"))
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
     if os.path.exists(os.path.join(EFFECTS, "per.csv")):
         rows = read("per")
-        fig, ax = plt.subplots(figsize=(8, 4.2))
-        for seed in sorted({int(r["seed"]) for r in rows}):
+        seeds = sorted({int(r["seed"]) for r in rows})
+        fig, (ax, ax_beta) = plt.subplots(2, 1, figsize=(8, 6.0), sharex=True, height_ratios=(3, 1))
+        for seed in seeds:
             mine = [r for r in rows if int(r["seed"]) == seed]
             steps = [int(r["global_step"]) for r in mine]
+            first = seed == seeds[0]
             ax.plot(steps, [float(r["top10_share"]) for r in mine], color="tab:red", alpha=0.7,
-                    label="share of samples from the top 10% of priorities" if seed == min(int(r["seed"]) for r in rows) else None)
+                    label="share of the sampling probability on the top 10% of priorities" if first else None)
             ax.plot(steps, [float(r["ess_fraction"]) for r in mine], color="tab:purple", alpha=0.7,
-                    label="effective sample size of the IS weights / batch" if seed == min(int(r["seed"]) for r in rows) else None)
-            ax.plot(steps, [float(r["beta"]) for r in mine], ":", color="gray", label="β" if seed == min(int(r["seed"]) for r in rows) else None)
-        ax.axhline(0.1, color="black", linewidth=1, label="uniform replay: 0.1")
-        ax.set_xlabel("environment steps")
+                    label="effective sample size of a batch's IS weights, over the batch size" if first else None)
+            ax_beta.plot(steps, [float(r["beta"]) for r in mine], color="gray")
+        ax.axhline(0.1, color="black", linewidth=1, linestyle="--", label="uniform replay's share: 0.1")
         ax.set_ylabel("fraction")
         ax.set_ylim(0, 1.05)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        ax.set_title("per_dqn.py on CartPole-v1: where the samples go (one line per seed)")
-        fig.tight_layout()
+        ax.set_title(f"per_dqn.py on CartPole-v1, default flags: where the samples go (one line per seed, {len(seeds)} seeds)")
+        ax_beta.set_ylabel("β (IS exponent)")
+        ax_beta.set_xlabel("environment steps")
+        for a in (ax, ax_beta):
+            a.grid(alpha=0.3)
+        fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="lower center", ncol=1, frameon=False)
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
         written.append(os.path.join(out_dir, "per_concentration.png"))
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
     if os.path.exists(os.path.join(EFFECTS, "acrobot.csv")):
         rows = read("acrobot")
-        fig, ax = plt.subplots(figsize=(8, 4.2))
+        fig, ax = plt.subplots(figsize=(8, 5.4))
         for name, color in [("dqn_cartpole.py", "tab:blue"), ("double_dqn.py", "tab:orange")]:
             mine = [r for r in rows if r["script"] == name]
             steps = sorted({int(r["global_step"]) for r in mine})
@@ -243,8 +252,11 @@ def plot(out_dir):
         ax.set_xlabel("environment steps")
         ax.set_ylabel("discounted return from the start state (γ = 0.99)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        ax.set_title("Acrobot-v1: value estimate against the return it really gets (mean over starts and seeds)")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+        seeds = len({r["seed"] for r in rows})
+        starts = len({r["start"] for r in rows}) // seeds
+        ax.set_title(f"Acrobot-v1, default flags: the value estimate against the return it gets\n"
+                     f"(mean over {starts} start states x {seeds} seeds; no band)")
         fig.tight_layout()
         written.append(os.path.join(out_dir, "acrobot_q_vs_return.png"))
         fig.savefig(written[-1], dpi=110)

@@ -90,11 +90,20 @@ def color_of(label, others=("tab:purple", "tab:brown", "tab:pink", "tab:olive", 
     return COLORS.get(label) or others[int(hashlib.sha256(label.encode()).hexdigest(), 16) % len(others)]
 
 
+def gym_time_limit(env_id):
+    """The env's own step limit (gymnasium's registry), or None."""
+    import gymnasium as gym
+    try:
+        return gym.spec(env_id).max_episode_steps
+    except gym.error.Error:
+        return None
+
+
 def plot_env(curves_dir, env_id, out, title):
     files = curve_files(curves_dir, env_id)
     if not files:
         return None
-    fig, (ax_check, ax_train) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    fig, (ax_check, ax_train) = plt.subplots(1, 2, figsize=(12, 5.6), sharex=True)
     threshold = THRESHOLDS.get(env_id)
     for name, path in files.items():
         data = read_curves(path)
@@ -105,27 +114,35 @@ def plot_env(curves_dir, env_id, out, title):
             end = max(steps.max() for steps, *_ in data[kind].values())
             grid = np.linspace(0, end, 200)
             mean, lo, hi, n = mean_and_band(data[kind], grid)
-            ax.plot(grid, mean, color=color, label=f"{script_of(name)}.py{name[len(script_of(name)):]} ({n} seeds)")
-            ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
+            flags = " at its defaults" if name == script_of(name) else ", the flags of README's table"
+            ax.plot(grid, mean, color=color, label=f"{script_of(name)}.py{flags} (mean of {n} seeds)")
+            band = "95% interval of each mean (seeds resampled)" if name == next(iter(files)) else None
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.2, label=band)
     if threshold is not None:  # a CartPole check plays 1,000 steps: 475 of 500 is 950 of 1,000 there
         check_bar = 2 * threshold if env_id == "CartPole-v1" else threshold
-        ax_check.axhline(check_bar, color="black", linestyle="--", linewidth=1, label=f"solved ({check_bar:g})")
+        ax_check.axhline(check_bar, color="black", linestyle="--", linewidth=1,
+                         label=f"solved: {check_bar:g} on a check (475 of 500 on a 1,000-step one)" if check_bar != threshold
+                         else f"solved ({threshold:g})")
         ax_train.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"solved ({threshold:g})")
+    limit = gym_time_limit(env_id)  # a check plays each episode to twice the env's time limit
     if env_id == "CartPole-v1":
         ax_check.axhline(500, color="gray", linestyle=":", linewidth=1, label="the env's limit (500 steps)")
-        ax_check.set_ylabel("greedy check return (episodes of up to 1,000 steps)")
-    else:
-        ax_check.set_ylabel("greedy check return")
+    ax_check.set_ylabel(f"greedy check return\n(episodes of up to {2 * limit:,} steps, twice the env's limit)"
+                        if limit else "greedy check return")
     ax_check.set_title("greedy checks (mean over each check's episodes)")
     ax_train.set_title("training episodes (epsilon-greedy), per 1% of the run")
     ax_train.set_ylabel("training episode return")
     for ax in (ax_check, ax_train):
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
-    ax_check.legend(fontsize=8, loc="lower right")
-    ax_train.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"{title}: mean over seeds, 95% bootstrap band")
-    fig.tight_layout()
+    handles = {}  # one legend for both panels, below them: off the data
+    for ax in (ax_check, ax_train):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    rows = -(-len(handles) // 3)
+    fig.legend(handles.values(), handles.keys(), fontsize=8, loc="lower center", ncol=3, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.035 * rows + 0.02, 1, 1))
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
@@ -138,7 +155,7 @@ def plot_lecture_criterion(curves_dir, out, bar=195.0, by_episode=200):
     files = {name: read_curves(path)["mean100"] for name, path in files.items() if "mean100" in read_curves(path)}
     if not files:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(8, 5.8))
     for name, per_seed in files.items():
         grid = np.arange(100, 1001, 5)
         curves = np.array([np.interp(grid, episodes, values, right=np.nan) for episodes, values, _ in per_seed.values()])
@@ -147,7 +164,8 @@ def plot_lecture_criterion(curves_dir, out, bar=195.0, by_episode=200):
         everyone = ~np.isnan(curves).any(axis=0)
         grid, curves = grid[everyone], curves[:, everyone]
         median, q25, q75 = (np.quantile(curves, q, axis=0) for q in (0.5, 0.25, 0.75))
-        ax.plot(grid, median, color=color_of(name), label=f"{name}.py (median of {len(curves)} seeds)")
+        ax.plot(grid, median, color=color_of(name), label=f"{'benchmarks/lecture_dqn.py, the lecture' + chr(39) + 's code' if name == 'lecture_dqn' else name + '.py'} "
+                f"(median of {len(curves)} seeds)")
         ax.fill_between(grid, q25, q75, color=color_of(name), alpha=0.15)
     ax.axhline(bar, color="black", linestyle="--", linewidth=1, label=f"the lecture's bar: a 100-episode mean of {bar:g}")
     ax.axvline(by_episode, color="gray", linestyle=":", linewidth=1.5, label=f"the lecture's deadline: episode {by_episode}")
@@ -158,7 +176,7 @@ def plot_lecture_criterion(curves_dir, out, bar=195.0, by_episode=200):
                  "median over seeds (band: 25th-75th percentile), drawn while every seed's run lasts; "
                  "epsilon-greedy training episodes", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)  # off the data
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -278,41 +296,90 @@ def plot_frozenlake(curves_dir, out, summary_path, best=0.7442, gamma_optimal=0.
     return out
 
 
+def median_interval(values, resamples=10_000, seed=0):
+    """The median and a 95% percentile interval of it, over `values` resampled with replacement (fixed seed)."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    medians = np.median(values[rng.integers(0, len(values), (resamples, len(values)))], axis=1)
+    return float(np.median(values)), float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
+
+
 def overestimation_table(curves_dir, bound=100.0):
-    """Per script: the median over seeds of the largest mean Q and of the largest max Q on the probe states, and
-    the fraction of logged points (every 1,000 steps, all seeds) where each is above the bound 1/(1 - γ)."""
-    lines = ["| script | seeds | largest mean Q, median over seeds | points with mean Q > 100 | largest max Q, median "
+    """Per script: the median over seeds (95% interval, seeds resampled) of the largest mean Q and of the largest
+    max Q on the probe states, and the fraction of logged points (every 1,000 steps, all seeds) where each is
+    above the bound 1/(1 - γ); then each variant's peak mean Q minus DQN's on the same seed, median and interval."""
+    lines = ["| script | seeds | largest mean Q: median [95%] | points with mean Q > 100 | largest max Q: median [95%] "
              "| points with max Q > 100 |", "|---|---|---|---|---|---|"]
+    peaks = {}
     for name, path in curve_files(curves_dir, "CartPole-v1").items():
         data = read_curves(path).get("probe_q")
         if not data:
             continue
         means, maxes = [curve[1] for curve in data.values()], [curve[2] for curve in data.values()]
         all_means, all_maxes = np.concatenate(means), np.concatenate(maxes)
-        lines.append(f"| {script_of(name)}.py{name[len(script_of(name)):]} | {len(data)} | {np.median([m.max() for m in means]):.1f} | {(all_means > bound).mean():.1%} "
-                     f"| {np.median([m.max() for m in maxes]):.1f} | {(all_maxes > bound).mean():.1%} |")
+        peaks[name] = {seed: curve[1].max() for seed, curve in data.items()}
+        mean_peak, max_peak = median_interval([m.max() for m in means]), median_interval([m.max() for m in maxes])
+        lines.append(f"| {script_of(name)}.py{name[len(script_of(name)):]} | {len(data)} | {mean_peak[0]:.1f} "
+                     f"[{mean_peak[1]:.1f}, {mean_peak[2]:.1f}] | {(all_means > bound).mean():.1%} | {max_peak[0]:.1f} "
+                     f"[{max_peak[1]:.1f}, {max_peak[2]:.1f}] | {(all_maxes > bound).mean():.1%} |")
+    lines.append("")
+    for name in [n for n in peaks if n != "dqn_cartpole"] if "dqn_cartpole" in peaks else []:
+        seeds = sorted(set(peaks[name]) & set(peaks["dqn_cartpole"]))
+        diff = median_interval([peaks[name][s] - peaks["dqn_cartpole"][s] for s in seeds])
+        lines.append(f"{name}.py's largest mean Q minus dqn_cartpole.py's, seed by seed ({len(seeds)} seeds): "
+                     f"median {diff[0]:+.1f} [{diff[1]:+.1f}, {diff[2]:+.1f}]")
     return "\n".join(lines)
 
 
-def plot_breakout(results_dir, out, random_score=1.24):
-    """The CPU-sized Breakout run (binned game scores: the table benchmarks/results/breakout_cpu_run.csv
-    holds, with where it comes from) against the random policy's mean game score."""
-    path = os.path.join(results_dir, "breakout_cpu_run.csv")
-    if not os.path.exists(path):
+BREAKOUT_RUNS = {"float32": "tab:blue", "bfloat16": "tab:orange"}  # run folders in benchmarks/results/breakout/
+
+
+def breakout_bins(path, bin_size=25_000):
+    """A dqn_atari.py episodes.csv (one whole game a row, logged at the step it ended) binned by step:
+    [(bin end, games, mean game score, best game)]."""
+    rows = read_rows(path, ["global_step", "episodic_return"])
+    steps, scores = np.array(rows["global_step"]), np.array(rows["episodic_return"])
+    bins = []
+    for lo in range(0, int(steps.max()), bin_size):
+        inside = (steps > lo) & (steps <= lo + bin_size)
+        if inside.any():
+            bins.append((lo + bin_size, int(inside.sum()), float(scores[inside].mean()), float(scores[inside].max())))
+    return bins
+
+
+def plot_breakout(results_dir, out, random_score=None):
+    """The CPU-sized Breakout command, float32 and --bf16 (their run folders, less the model, committed in
+    benchmarks/results/breakout/), against the random policy's mean game score (random_policy/ there)."""
+    folder = os.path.join(results_dir, "breakout")
+    runs = {name: os.path.join(folder, name, "episodes.csv") for name in BREAKOUT_RUNS
+            if os.path.exists(os.path.join(folder, name, "episodes.csv"))}
+    if not runs:
         return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
-    middle = [(int(r["bin_start"]) + int(r["bin_end"])) / 2 for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    ax.plot(middle, [float(r["mean_score"]) for r in rows], "o-", color="tab:blue",
-            label="dqn_atari.py, seed 1: mean score of the training games ending in each 25k-step bin")
-    ax.plot(middle, [float(r["best_game"]) for r in rows], ":", color="tab:blue", alpha=0.6, label="best game in the bin")
-    ax.axhline(random_score, color="black", linestyle="--", linewidth=1, label=f"random policy: {random_score} (560 games)")
-    ax.set_xlabel("environment steps (4 frames each)")
+    fig, ax = plt.subplots(figsize=(8, 5.2))
+    for name, path in runs.items():
+        bins = breakout_bins(path)
+        ends = [b[0] for b in bins]
+        ax.plot(ends, [b[2] for b in bins], "o-", color=BREAKOUT_RUNS[name],
+                label=f"dqn_atari.py{' --bf16' if name == 'bfloat16' else ''} ({name}), seed 1: mean score of "
+                      "the training games ending in each 25k-step bin")
+        ax.plot(ends, [b[3] for b in bins], ":", color=BREAKOUT_RUNS[name], alpha=0.7, label=f"{name}: best game in the bin")
+    random_path = os.path.join(folder, "random_policy", "episodes.csv")
+    if os.path.exists(random_path):
+        scores = read_rows(random_path, ["episodic_return"])["episodic_return"]
+        ax.axhline(np.mean(scores), color="black", linestyle="--", linewidth=1,
+                   label=f"random policy: {np.mean(scores):.2f} (mean of {len(scores)} games)")
+    top = 60  # a rare game scores hundreds (the ball behind the bricks): shown as a number, not as the scale
+    for name, path in runs.items():
+        for end, _, _, best in breakout_bins(path):
+            if best > top:
+                ax.annotate(f"{name}: one game of {best:.0f}, off the scale (it is in this bin's mean)", (end, top), xytext=(-10, -14), textcoords="offset points",
+                            ha="right", fontsize=8, color=BREAKOUT_RUNS[name], arrowprops=dict(arrowstyle="->", color=BREAKOUT_RUNS[name]))
+    ax.set_ylim(-1, top)
+    ax.set_xlabel("environment steps (4 frames each; each point: the bin ending there)")
     ax.set_ylabel("Breakout game score (all 5 lives, unclipped)")
-    ax.set_title("Breakout on a 2-core CPU: 250k steps, 67 min (one seed, no interval)")
+    ax.set_title("Breakout on a 2-core CPU, 250k steps: float32 against --bf16 (one seed each, no interval)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -540,7 +607,7 @@ def main(argv=None):
     a.out = a.out or os.path.join(ROOT, "docs")
     os.makedirs(a.out, exist_ok=True)
     written = [plot_lecture_criterion(a.curves, os.path.join(a.out, "lecture_criterion.png")),
-               plot_env(a.curves, "CartPole-v1", os.path.join(a.out, "cartpole.png"), "CartPole-v1, the four DQN scripts"),
+               plot_env(a.curves, "CartPole-v1", os.path.join(a.out, "cartpole.png"), "CartPole-v1: the four DQN scripts, and the lecture's DQN (training episodes only: it has no checks)"),
                plot_overestimation(a.curves, os.path.join(a.out, "overestimation.png")),
                plot_frozenlake(a.curves, os.path.join(a.out, "frozenlake.png"), os.path.join(os.path.dirname(a.curves), "summary.json")),
                plot_breakout(os.path.dirname(a.curves), os.path.join(a.out, "breakout.png"))]
