@@ -92,14 +92,23 @@ done
 check_script dqn_atari.py --total-timesteps 2000 --learning-starts 1000 --buffer-size 2000 --eval-episodes 1 \
     --eval-max-frames 2000
 
-# shellcheck disable=SC2086  # BENCH_FLAGS holds several flags
-(cd "$WORK" && timeout 1200 "$PY" "$ROOT/benchmarks/bench_atari_speed.py" --cuda ${BENCH_FLAGS:-} >bench.out 2>bench.err)
-rc=$?
-if [ $rc -eq 0 ] && grep -q "end to end" "$WORK/bench.out"; then
-    report "bench_atari_speed.py --cuda" ok "$(grep -m1 composed "$WORK/bench.out" | sed 's/^ *//'); $(grep "end to end" "$WORK/bench.out" | sed -E 's/.*: //') end to end ($(where "$WORK/bench.err"))"
-    sed 's/^/      /' "$WORK/bench.out"
+bench() {  # bench NAME FLAGS...: the Atari speed benchmark, float32 or --bf16
+    local name=$1; shift
+    # shellcheck disable=SC2086  # BENCH_FLAGS holds several flags
+    (cd "$WORK" && timeout 1200 "$PY" "$ROOT/benchmarks/bench_atari_speed.py" --cuda "$@" ${BENCH_FLAGS:-} >bench.out 2>bench.err)
+    local rc=$?
+    if [ $rc -eq 0 ] && grep -q "end to end" "$WORK/bench.out"; then
+        report "$name" ok "$(grep -m1 composed "$WORK/bench.out" | sed 's/^ *//'); $(grep "end to end" "$WORK/bench.out" | sed -E 's/.*: //') end to end ($(where "$WORK/bench.err"))"
+        sed 's/^/      /' "$WORK/bench.out"
+    else
+        report "$name" FAIL "exit code $rc: $(tail -1 "$WORK/bench.err")"
+    fi
+}
+bench "bench_atari_speed.py --cuda"
+if "$PY" -c "import sys; sys.path.insert(0, '$ROOT'); import torch, dqn_atari; sys.exit(not dqn_atari.bf16_supported(True))"; then
+    bench "bench_atari_speed.py --cuda --bf16" --bf16
 else
-    report "bench_atari_speed.py --cuda" FAIL "exit code $rc: $(tail -1 "$WORK/bench.err")"
+    echo "      (--bf16: no fast bfloat16 on this device; not benchmarked)"
 fi
 
 echo "$failures check(s) failed"
