@@ -1111,6 +1111,20 @@ def test_every_relative_link_and_image_of_readme_and_docs_resolves():
     assert not broken
 
 
+def test_readme_and_docs_breakout_numbers_agree_with_the_committed_runs():
+    """The Breakout scores README.md and docs/dqn_atari.md give are those of the run folders committed in
+    benchmarks/results/breakout/ (eval.json of float32 and --bf16, the random policy's episodes.csv)."""
+    runs = ROOT / "benchmarks" / "results" / "breakout"
+    scores = {name: json.loads((runs / name / "eval.json").read_text()) for name in ("float32", "bfloat16")}
+    random_games = [float(row["episodic_return"]) for row in read_csv(runs / "random_policy" / "episodes.csv")]
+    readme, atari_doc = (ROOT / "README.md").read_text(), (ROOT / "docs" / "dqn_atari.md").read_text()
+    for page in (readme, atari_doc):
+        for name in scores:
+            assert f"{scores[name]['mean']:.1f} ± {np.std(scores[name]['returns']):.1f}" in page, name
+    assert f"{np.mean(random_games):.2f}" in readme
+    assert f"{np.mean(random_games):.2f} ± {np.std(random_games):.2f} over {len(random_games)} games" in atari_doc
+
+
 def test_readme_numbers_agree_with_the_committed_summary(tmp_path):
     """README's results tables are written from benchmarks/results/summary.json; a number changed by hand, or a
     summary re-run without rewriting README, fails here."""
