@@ -1934,6 +1934,21 @@ def test_atari_nan_loss_stops_the_run_naming_the_step(atari, tmp_path, monkeypat
     assert made == {"made": 1, "closed": 1}
 
 
+def test_atari_nan_loss_mid_run_stops_at_the_next_train_row_not_at_the_end(atari, tmp_path, monkeypatch, capsys):
+    """The finiteness flag stays on the device and is read with each train.csv row (every 1,000 steps): a loss
+    that overflows soon after step 700 stops the run at the row of step 1,700, naming 700 as the last finite."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 4000, "--learning-starts", 700, "--batch-size", 8,
+                    "--buffer-size", 4000, "--learning-rate", 1e30)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: the loss became inf or nan after global step 700; stopping the run")
+    train_rows = read_csv(only_run_dir(tmp_path) / "train.csv")
+    assert [int(row["global_step"]) for row in train_rows] == [700]  # stopped at 1,700's row, long before 4,000
+    assert not (only_run_dir(tmp_path) / "eval.json").exists()
+
+
 def test_atari_ctrl_c_stops_cleanly_with_logs_and_model(atari, tmp_path, monkeypatch):
     def on_step(training, actions, out):
         on_step.calls += 1
