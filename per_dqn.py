@@ -79,7 +79,7 @@ def parse_args(argv=None):
     run.add_argument("--seed", type=int, default=1, help="seeds the envs, the network and the replay sampling")
     run.add_argument("--exp-name", default=SCRIPT[: -len(".py")], help="names the run folder runs/<env>__<exp-name>__<seed>__<time>")
     run.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
-                     help="save the reported model (and the final network) in the run folder")
+                     help="save the final network (and the kept model) in the run folder")
     run.add_argument("--probe-states", type=int, default=1_000,
                      help="states of a random policy on which train.csv follows mean and max Q, to see overestimation (0: off)")
     run.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
@@ -93,7 +93,7 @@ def parse_args(argv=None):
     evaluation.add_argument("--eval-model", metavar="PATH",
                             help="evaluate a saved model and exit, with the settings in the args.json beside it")
     evaluation.add_argument("--capture-video", action="store_true",
-                            help="record the reported model's evaluation episodes to videos/<run_name>/")
+                            help="record the final network's evaluation episodes to videos/<run_name>/")
     args = p.parse_args(argv)
     if args.eval_model:  # the run that saved the model gives the defaults; flags typed here still win
         p.set_defaults(**saved_run_args(args.eval_model, known=vars(args)))
@@ -658,11 +658,11 @@ def print_summary(run_dir, args, eval_result, best):
     model_file = os.path.join(run_dir, f"{args.exp_name}.pt")
     script = os.path.relpath(__file__)  # so the commands below run as printed from where this run started
     plot = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "plot_results.py"))
-    what = (f"the kept model (step {best.step}, {best.score:.1f} on {args.check_episodes} check episodes)"
-            if args.check_frequency else "the final network")
-    print(f"result: {eval_result['mean']:.1f} ± {eval_result['std']:.1f} over {args.eval_episodes} greedy episodes: {what}")
-    if args.check_frequency:
-        print(f"        the final network: {eval_result['final_mean']:.1f} ± {eval_result['final_std']:.1f} on the same episodes")
+    print(f"result: {eval_result['final_mean']:.1f} ± {eval_result['final_std']:.1f} over {args.eval_episodes} greedy "
+          "episodes: the final network")
+    if "kept_mean" in eval_result:  # the best greedy check: a model chosen by its score, so reported beside
+        print(f"        the kept model (step {best.step}, {best.score:.1f} on {args.check_episodes} check episodes): "
+              f"{eval_result['kept_mean']:.1f} ± {eval_result['kept_std']:.1f} on the same episodes")
     print(f"files:  {run_dir}/ ({', '.join(sorted(os.listdir(run_dir)))})")
     print(f"plot:   python {plot} {run_dir}")
     if args.save_model:
@@ -729,13 +729,14 @@ def train_and_report(args, envs, q_network, device, eval_seeds, run_name):
     finally:
         envs.close()
 
-    # The model the run reports is the one the checks kept (the last model competes too), else the final one.
+    # The run reports its final network (the online weights after the last gradient step), as CleanRL and SB3 do;
+    # the model the checks kept (the last model competes too) is saved and scored beside it.
     final_weights = copy.deepcopy(q_network.state_dict())
-    reported_weights = best.weights if args.check_frequency and best.step else final_weights
+    kept = args.check_frequency and best.step
     if args.save_model:
-        save_file(lambda path: torch.save(reported_weights, path), os.path.join(run_dir, f"{args.exp_name}.pt"))
-        if args.check_frequency:
-            save_file(lambda path: torch.save(final_weights, path), os.path.join(run_dir, f"{args.exp_name}_final.pt"))
+        save_file(lambda path: torch.save(final_weights, path), os.path.join(run_dir, f"{args.exp_name}.pt"))
+        if kept:
+            save_file(lambda path: torch.save(best.weights, path), os.path.join(run_dir, f"{args.exp_name}_kept.pt"))
     if stop is not None:
         code, what = stop_reason(stop)
         print(f"{what}: logs are complete up to here" + (", the model is saved" if args.save_model else ""), file=sys.stderr)
@@ -743,19 +744,19 @@ def train_and_report(args, envs, q_network, device, eval_seeds, run_name):
 
     # The same evaluation episodes score the final network and, beside it, the model the checks kept.
     video_dir = f"videos/{run_name}" if args.capture_video else None
-    final_returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=None if args.check_frequency else video_dir)
+    final_returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
     result = {"final_returns": final_returns.tolist(), "final_mean": final_returns.mean(), "final_std": final_returns.std()}
-    returns = final_returns
-    if args.check_frequency:
-        q_network.load_state_dict(reported_weights)
-        returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
-        result.update(best_step=best.step, best_check_score=best.score if np.isfinite(best.score) else None)
-    result.update(returns=returns.tolist(), mean=returns.mean(), std=returns.std())
+    if kept:
+        q_network.load_state_dict(best.weights)
+        kept_returns = evaluate(q_network, args.env_id, eval_seeds, device)
+        result.update(kept_returns=kept_returns.tolist(), kept_mean=kept_returns.mean(), kept_std=kept_returns.std(),
+                      kept_step=best.step, kept_check_score=best.score)
+        q_network.load_state_dict(final_weights)
     write_json(result, os.path.join(run_dir, "eval.json"))
     print_summary(run_dir, args, result, best)
     if video_dir:
-        print(f"        videos of the reported model: {video_dir}/")
-    return returns
+        print(f"        videos of the final network: {video_dir}/")
+    return final_returns
 
 
 def main(argv=None):

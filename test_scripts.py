@@ -776,12 +776,13 @@ def test_run_ends_with_a_summary_whose_again_command_reproduces_the_headline(tmp
     assert sum(line.startswith("check  step") for line in result.stdout.splitlines()) == 3
     saved = json.loads((run_dir / "eval.json").read_text())
     kept = [row for row in checks if row["kept"] == "1"][-1]
-    assert saved["best_step"] == int(kept["global_step"]) and saved["best_check_score"] == float(kept["score"])
-    headline = _result_line(result.stdout)
-    assert headline.startswith(f"result: {saved['mean']:.1f} ± {saved['std']:.1f} over 2 greedy episodes: the kept model "
-                               f"(step {saved['best_step']}")
-    assert f"the final network: {saved['final_mean']:.1f}" in result.stdout
-    assert (run_dir / "dqn_cartpole.pt").exists() and (run_dir / "dqn_cartpole_final.pt").exists()
+    assert saved["kept_step"] == int(kept["global_step"]) and saved["kept_check_score"] == float(kept["score"])
+    headline = _result_line(result.stdout)  # the final network first, as CleanRL and SB3 report it
+    assert headline == (f"result: {saved['final_mean']:.1f} ± {saved['final_std']:.1f} over 2 greedy episodes: "
+                        "the final network")
+    assert (f"the kept model (step {saved['kept_step']}, {saved['kept_check_score']:.1f} on 2 check episodes): "
+            f"{saved['kept_mean']:.1f} ± {saved['kept_std']:.1f}") in result.stdout
+    assert (run_dir / "dqn_cartpole.pt").exists() and (run_dir / "dqn_cartpole_kept.pt").exists()
     (again,) = [line.removeprefix("again:").strip() for line in result.stdout.splitlines() if line.startswith("again:")]
     command = shlex.split(again)
     assert command[0] == "python"
@@ -791,15 +792,16 @@ def test_run_ends_with_a_summary_whose_again_command_reproduces_the_headline(tmp
 
 
 def test_saved_models_evaluate_again_to_exactly_their_own_scores(dqn, tmp_path, monkeypatch):
-    """The reported model from the run folder alone (args.json gives the env, the width and the episodes)."""
+    """The final network and the kept model from the run folder alone (args.json gives the env, the width and the
+    episodes)."""
     monkeypatch.chdir(tmp_path)
     dqn.main([*map(str, TINY), "--num-envs", "2", "--hidden-dim", "32", "--check-frequency", "200", "--check-episodes", "1",
               "--eval-episodes", "3"])
     run_dir = only_run_dir(tmp_path)
     saved = json.loads((run_dir / "eval.json").read_text())
-    assert saved["returns"] != saved["final_returns"]  # two different models here, so a swap of the files shows
-    assert dqn.main(["--eval-model", str(run_dir / "dqn_cartpole.pt")]).tolist() == saved["returns"]
-    assert dqn.main(["--eval-model", str(run_dir / "dqn_cartpole_final.pt")]).tolist() == saved["final_returns"]
+    assert saved["kept_returns"] != saved["final_returns"]  # two different models here, so a swap of the files shows
+    assert dqn.main(["--eval-model", str(run_dir / "dqn_cartpole.pt")]).tolist() == saved["final_returns"]
+    assert dqn.main(["--eval-model", str(run_dir / "dqn_cartpole_kept.pt")]).tolist() == saved["kept_returns"]
     assert len(dqn.main(["--eval-model", str(run_dir / "dqn_cartpole.pt"), "--eval-episodes", "1"])) == 1  # flags win
 
 
@@ -1033,10 +1035,10 @@ def test_the_memory_check_counts_what_the_buffer_really_allocates(script):
 
 
 def test_defaults_learn_cartpole(tmp_path):
-    """The default flags solve CartPole-v1 on seed 1: greedy evaluation of at least 475 (README: seeds 1-10)."""
+    """The default flags solve CartPole-v1 on seed 1: the final network's greedy evaluation is at least 475."""
     result = run_script("dqn_cartpole.py", "--seed", 1, cwd=tmp_path, timeout=400)
     assert result.returncode == 0, result.stderr
-    assert json.loads((only_run_dir(tmp_path) / "eval.json").read_text())["mean"] >= 475
+    assert json.loads((only_run_dir(tmp_path) / "eval.json").read_text())["final_mean"] >= 475
 
 
 # ---- double_dqn.py, dueling_dqn.py, per_dqn.py ----
@@ -1080,6 +1082,17 @@ def per():
 def test_variant_diff_against_dqn_is_small(variant):
     changed = [line for line in _diff_with_dqn(variant).splitlines() if line.startswith(("<", ">"))]
     assert len(changed) <= VARIANT_DIFF_BOUNDS[variant], "\n".join(changed)
+
+
+def test_the_four_cartpole_scripts_share_every_default(dqn, double, dueling, per):
+    """One set of defaults for the CartPole family, so a comparison of the variants is a comparison of their ideas:
+    every flag of dqn_cartpole.py has the same default in each variant (the run's name aside)."""
+    base = vars(dqn.parse_args([]))
+    for module in (double, dueling, per):
+        theirs = vars(module.parse_args([]))
+        differ = {name: (value, theirs.get(name)) for name, value in base.items()
+                  if name != "exp_name" and theirs.get(name, "missing") != value}
+        assert not differ, f"{module.SCRIPT}: {differ}"
 
 
 @pytest.mark.parametrize("variant", VARIANT_DIFF_BOUNDS)
@@ -1406,10 +1419,10 @@ def test_variant_smoke_train_save_and_evaluate_saved_model(variant, tmp_path, mo
     assert f"__{variant.removesuffix('.py')}__1__" in run_dir.name  # the experiment name is the file's
     assert read_csv(run_dir / "episodes.csv") and read_csv(run_dir / "train.csv") and read_csv(run_dir / "checks.csv")
     saved = json.loads((run_dir / "eval.json").read_text())
-    model = run_dir / variant.replace(".py", ".pt")
-    assert module.main(["--eval-model", str(model)]).tolist() == saved["returns"]
-    final = run_dir / variant.replace(".py", "_final.pt")
+    final = run_dir / variant.replace(".py", ".pt")
     assert module.main(["--eval-model", str(final)]).tolist() == saved["final_returns"]
+    kept = run_dir / variant.replace(".py", "_kept.pt")
+    assert module.main(["--eval-model", str(kept)]).tolist() == saved["kept_returns"]
 
 
 def test_dueling_model_with_a_non_default_width_evaluates_from_the_run_folder_alone(tmp_path):
@@ -1418,7 +1431,7 @@ def test_dueling_model_with_a_non_default_width_evaluates_from_the_run_folder_al
     result = run_script("dueling_dqn.py", "--eval-model", run_dir / "dueling_dqn.pt", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     saved = json.loads((run_dir / "eval.json").read_text())
-    assert _result_line(result.stdout).startswith(f"result: {saved['mean']:.1f} ± {saved['std']:.1f} over 2 greedy")
+    assert _result_line(result.stdout).startswith(f"result: {saved['final_mean']:.1f} ± {saved['final_std']:.1f} over 2 greedy")
     refused = run_script("dqn_cartpole.py", "--eval-model", run_dir / "dueling_dqn.pt", cwd=tmp_path)
     assert_one_line_error(refused)
     assert "saved by dueling_dqn.py" in refused.stderr
@@ -1443,13 +1456,18 @@ def test_seed_runner_summarises_over_seeds_and_the_plot_script_draws_from_it(tmp
     assert summary["flags"] == list(map(str, flags)) and summary["budget"] == {"total_timesteps": 1000}
     (tag,) = [path.name for path in (tmp_path / "runs" / "dqn_cartpole" / "CartPole-v1").iterdir()]
     assert tag == summary["flags_tag"] and tag.startswith("total-timesteps=1000_learning-starts=200")
-    for model, key in [("kept", "mean"), ("final", "final_mean")]:
+    for model, key in [("kept", "kept_mean"), ("final", "final_mean")]:
         scores = [json.loads(path.read_text())[key] for path in sorted(tmp_path.glob(f"runs/dqn_cartpole/CartPole-v1/{tag}/seed-*/runs/*/eval.json"))]
         m = summary[model]
         assert m["scores"] == scores and m["mean"] == pytest.approx(np.mean(scores))
         assert m["reached"] == sum(score >= 10 for score in scores) and m["iqm"] == pytest.approx(np.mean(scores))  # 2 seeds: no quarter to cut
         assert m["ci95"][0] <= m["mean"] <= m["ci95"][1] and min(scores) <= m["ci95"][0] and m["ci95"][1] <= max(scores)
     assert summary["sps_median"] > 0 and summary["first_check_at_threshold"]["runs"] in (0, 1, 2)
+    probe = [read_csv(path) for path in sorted(tmp_path.glob(f"runs/dqn_cartpole/CartPole-v1/{tag}/seed-*/runs/*/train.csv"))]
+    peaks = [max(float(row["probe_q_mean"]) for row in rows) for rows in probe]
+    assert [entry["peak_mean_q"] for entry in summary["per_seed"]] == peaks
+    assert summary["probe_q"]["peak_mean_q_median"] == pytest.approx(np.median(peaks))
+    assert summary["probe_q"]["max_q"] == max(float(row["probe_q_max"]) for rows in probe for row in rows)
     again = subprocess.run(list(map(str, runner)), capture_output=True, text=True, timeout=300)
     assert again.stdout.count("skipped") == 2  # resumable: finished runs are not trained again
     curves = read_csv(tmp_path / "curves" / f"dqn_cartpole__CartPole-v1__{tag}.csv")
@@ -2475,8 +2493,8 @@ def _fake_run(run_seeds, root, seed, kept, *, script="dqn_cartpole.py", env_id="
     (run_dir / "checks.csv").write_text("\n".join(["global_step,score,kept,elapsed_s",
                                                    *[f"{s},{score},1,{s / 1000}" for s, score in checks]]) + "\n")
     (run_dir / "train.csv").write_text("global_step,loss,q_values,sps,probe_q_mean,probe_q_max\n")
-    (run_dir / "eval.json").write_text(json.dumps({"mean": kept, "final_mean": kept if final is None else final,
-                                                   "returns": [kept]}))
+    (run_dir / "eval.json").write_text(json.dumps({"kept_mean": kept, "final_mean": kept if final is None else final,
+                                                   "final_returns": [kept]}))
     return run_dir
 
 

@@ -45,7 +45,8 @@ def run(script_path, seed, extra):
         with open(os.path.join(run_dir, "episodes.csv"), newline="") as f:
             returns = [float(row["episodic_return"]) for row in csv.DictReader(f)]
         with open(os.path.join(run_dir, "eval.json")) as f:
-            kept = json.load(f)["mean"]
+            saved = json.load(f)
+            kept = saved.get("kept_mean", saved["mean"]) if "kept_mean" in saved or "mean" in saved else saved["final_mean"]
     return {"cpu_s": usage.ru_utime + usage.ru_stime, "episodes_to_195": episodes_to_mean(returns), "kept": kept}
 
 

@@ -543,9 +543,10 @@ def plot_runs(paths, out):
                 kept = checks["kept"] > 0
                 ax_check.plot(checks["global_step"][kept], checks["score"][kept], "o", color=color, markersize=7,
                               fillstyle="none")
-            if run["eval"] is not None:
-                ax_check.axhline(run["eval"]["mean"], color=color, linestyle=":", linewidth=1,
-                                 label=f"{label}: evaluation of the reported model {run['eval']['mean']:.1f}")
+            if run["eval"] is not None:  # the lecture's DQN writes "mean" alone
+                final = run["eval"].get("final_mean", run["eval"].get("mean"))
+                ax_check.axhline(final, color=color, linestyle=":", linewidth=1,
+                                 label=f"{label}: evaluation of the final network {final:.1f}")
             probe = run["probe"]
             logged = np.isfinite(probe["probe_q_mean"])
             if logged.any():

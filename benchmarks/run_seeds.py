@@ -275,7 +275,12 @@ def read_run(script, env_id, seed, extra, root):
         return {**run, "kept": result["exact_this_policy"], "final": result["success_rate"], "checks": [],
                 "budget": {"episodes": args["episodes"]}, "steps": steps[-1] if steps else 0}
     budget = ({"total_timesteps": args["total_timesteps"]} if "total_timesteps" in args else {"episodes": args["episodes"]})
-    return {**run, "kept": result["mean"], "final": result.get("final_mean", result["mean"]),
+    final = result.get("final_mean", result.get("mean"))  # the lecture's DQN writes "mean" alone
+    kept = result.get("kept_mean", result.get("mean", final))  # a run without checks kept nothing: its final network
+    probe = [row for row in read_csv_rows(os.path.join(run_dir, "train.csv")) if row.get("probe_q_mean") not in (None, "nan")]
+    run.update(peak_mean_q=max((float(row["probe_q_mean"]) for row in probe), default=None),
+               peak_max_q=max((float(row["probe_q_max"]) for row in probe), default=None))
+    return {**run, "kept": kept, "final": final,
             "checks": read_csv_rows(os.path.join(run_dir, "checks.csv")), "budget": budget,
             "steps": args.get("total_timesteps", steps[-1] if steps else 0)}
 
@@ -301,6 +306,7 @@ def summarize(script, env_id, extra, seeds, threshold, root):
     for run in runs:
         at = [row for row in run["checks"] if float(row["score"]) >= check_bar(env_id, threshold)]
         entry = {"seed": run["seed"], "kept": run["kept"], "final": run["final"], "episodes": len(run["returns"]),
+                 "peak_mean_q": run.get("peak_mean_q"), "peak_max_q": run.get("peak_max_q"),
                  "first_check_at_threshold": {"step": int(at[0]["global_step"]), "wall_s": float(at[0]["elapsed_s"])} if at else None}
         if env_id == "CartPole-v1":
             k = episodes_to_mean(run["returns"])
@@ -323,6 +329,11 @@ def summarize(script, env_id, extra, seeds, threshold, root):
                     "episodes than any that did, and a median or bound that falls on such a seed is null",
             "met": sum(k is not None for k in ks), "within_200": sum(entry["within_200"] for entry in per_seed),
             "median_episodes": median, "ci95_median_episodes": interval}
+    peaks = [run["peak_mean_q"] for run in runs if run.get("peak_mean_q") is not None]
+    if peaks:  # the probe: Q on random-policy states, logged in train.csv (on CartPole no return is above 100)
+        summary["probe_q"] = {"peak_mean_q_median": float(np.median(peaks)),
+                              "runs_max_q_over_1000": sum(run["peak_max_q"] > 1000 for run in runs if run.get("peak_max_q")),
+                              "max_q": float(max(run["peak_max_q"] for run in runs if run.get("peak_max_q") is not None))}
     # CPU time (user + system) is about what a run takes alone on an idle core, whatever else the machine did
     timed = [run for run in runs if run["cpu_s"]]
     summary["sps_median"] = float(np.median([run["steps"] / run["cpu_s"] for run in timed])) if timed else None

@@ -1,0 +1,214 @@
+"""The CartPole defaults' frontier: every setting tried, how fast it learns and whether its final network holds.
+
+    python benchmarks/frontier.py --list                      # the settings and the command that runs each
+    python benchmarks/frontier.py --run polyak                # run one setting (DQN and Double, seeds 1-10)
+    python benchmarks/frontier.py                             # table + docs/frontier.png from the finished runs
+
+A setting is a full set of flags for the levers searched (written out in full, so a row means the same thing
+whatever the scripts' defaults are). Each runs through benchmarks/run_seeds.py, one process per run, into
+benchmarks/results/runs/<script>/CartPole-v1/<flags-tag>/seed-<n>/. For each setting and script the table gives:
+
+- exercise: runs whose 100-episode mean of training returns reached 195 within 200 episodes (Lecture 03);
+- final: runs whose final network (the online weights after the last gradient step) scores >= 475 on the
+  10 evaluation episodes; kept: the same for the model the greedy checks kept;
+- peak mean Q: the median over runs of the highest mean Q on the probe states (random-policy states) at any
+  logged step; every reward is 1 and gamma 0.99, so no return is above 1/(1 - 0.99) = 100;
+- runs whose max Q on the probe passed 1,000 at any logged step (diverged);
+- CPU time of a run (median; checks and probe included);
+- P(Double > DQN): the probability that Double DQN's final score beats DQN's on the same seed (ties count
+  half), with a 95% bootstrap interval over seeds (rliable's probability of improvement, paired).
+
+Counts carry a 95% Wilson interval. The summary goes to benchmarks/results/frontier.json (committed, so a
+clone redraws the figure with `--plot-only`).
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_seeds import RESULTS, ROOT, episodes_to_mean, finished, flags_tag, read_csv_rows, run_dir_of  # noqa: E402
+
+SCRIPTS = ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"]
+SHORT = {"dqn_cartpole.py": "DQN", "double_dqn.py": "Double", "dueling_dqn.py": "Dueling", "per_dqn.py": "PER"}
+# The levers searched and the values the scripts had before the search: every setting states all of them.
+BEFORE = {"hidden-dim": "64", "tau": "1.0", "target-network-frequency": "50", "learning-rate": "1e-3",
+          "train-frequency": "2", "batch-size": "128", "loss": "mse", "end-e": "0.01", "exploration-fraction": "0.1",
+          "total-timesteps": "50000", "max-grad-norm": "10"}
+SETTINGS = {  # name: (what changes from BEFORE, in words; the changes)
+    "base": ("the defaults before the search", {}),
+    "polyak02": ("Polyak averaging, tau 0.02 every env step", {"tau": "0.02", "target-network-frequency": "1"}),
+    "h128": ("128 hidden units (the lecture's SimpleDQN)", {"hidden-dim": "128"}),
+    "h128polyak02": ("128 units and Polyak tau 0.02", {"hidden-dim": "128", "tau": "0.02", "target-network-frequency": "1"}),
+}
+FRONTIER_JSON = os.path.join(RESULTS, "frontier.json")
+FIGURE = os.path.join(ROOT, "docs", "frontier.png")
+
+
+def flags_of(name):
+    values = {**BEFORE, **SETTINGS[name][1]}
+    return [token for key, value in values.items() for token in (f"--{key}", str(value))]
+
+
+def command(name, scripts=("dqn_cartpole.py", "double_dqn.py"), seeds="1-10"):
+    return ["python", "benchmarks/run_seeds.py", *scripts, "--seeds", seeds, "--root", "benchmarks/results", "--",
+            *flags_of(name)]
+
+
+def wilson(k, n, z=1.96):
+    """95% Wilson score interval of a proportion k/n: it stays inside [0, 1] and does not collapse at 0 or n."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def prob_improvement(x, y, rng, resamples=10_000):
+    """P(X > Y) + P(X = Y) / 2 over pairs (x[i], y[i]) of the same seed, and a 95% percentile bootstrap interval
+    (the seeds resampled with replacement, the pairs kept together)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    wins = (x > y) + 0.5 * (x == y)
+    means = wins[rng.integers(0, len(wins), size=(resamples, len(wins)))].mean(axis=1)
+    return float(wins.mean()), [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+
+
+def read_one(run_folder):
+    """Exercise, scores, probe Q and CPU time of one finished run (None if it has not finished)."""
+    done = finished(run_folder)
+    if not done:
+        return None
+    run_dir = os.path.dirname(done[-1])
+    with open(done[-1]) as f:
+        result = json.load(f)
+    returns = [float(row["episodic_return"]) for row in read_csv_rows(os.path.join(run_dir, "episodes.csv"))]
+    train = read_csv_rows(os.path.join(run_dir, "train.csv"))
+    q_mean = [float(row["probe_q_mean"]) for row in train]
+    q_max = [float(row["probe_q_max"]) for row in train]
+    cpu_s = None
+    if os.path.exists(os.path.join(run_folder, "run.json")):
+        with open(os.path.join(run_folder, "run.json")) as f:
+            cpu_s = json.load(f)["cpu_s"]
+    k = episodes_to_mean(returns)
+    return {"final": result["final_mean"], "kept": result.get("kept_mean", result.get("mean")), "episodes_to_195": k,
+            "within_200": k is not None and k <= 200, "peak_mean_q": max(q_mean), "peak_max_q": max(q_max),
+            "cpu_s": cpu_s}
+
+
+def summarize(name, seeds, root):
+    rows = {}
+    for script in SCRIPTS:
+        runs = {seed: read_one(run_dir_of(script, "CartPole-v1", seed, flags_of(name), root)) for seed in seeds}
+        runs = {seed: run for seed, run in runs.items() if run}
+        if not runs:
+            continue
+        n = len(runs)
+        count = lambda key: sum(bool(run[key]) for run in runs.values())  # noqa: E731
+        final = sum(run["final"] >= 475 for run in runs.values())
+        kept = sum(run["kept"] >= 475 for run in runs.values())
+        rows[script] = {
+            "runs": n, "exercise": count("within_200"), "exercise_ci": wilson(count("within_200"), n),
+            "final": final, "final_ci": wilson(final, n), "kept": kept, "kept_ci": wilson(kept, n),
+            "final_mean": float(np.mean([run["final"] for run in runs.values()])),
+            "peak_mean_q_median": float(np.median([run["peak_mean_q"] for run in runs.values()])),
+            "diverged": sum(run["peak_max_q"] > 1000 for run in runs.values()),
+            "max_q": float(max(run["peak_max_q"] for run in runs.values())),
+            "cpu_s_median": float(np.median([run["cpu_s"] for run in runs.values() if run["cpu_s"]] or [np.nan])),
+            "per_seed": {str(seed): run for seed, run in runs.items()}}
+    if "dqn_cartpole.py" in rows and "double_dqn.py" in rows:
+        dqn, double = rows["dqn_cartpole.py"]["per_seed"], rows["double_dqn.py"]["per_seed"]
+        paired = sorted(set(dqn) & set(double), key=int)
+        rng = np.random.default_rng(int(flags_tag(flags_of(name))[-8:], 16))  # the same interval run after run
+        p, ci = prob_improvement([double[s]["final"] for s in paired], [dqn[s]["final"] for s in paired], rng)
+        rows["double_vs_dqn"] = {"p": p, "ci95": ci, "pairs": len(paired)}
+    return rows
+
+
+def table(results):
+    head = ("| setting | script | exercise (of runs) | final >= 475 | kept >= 475 | final mean | peak mean Q (median) "
+            "| max Q > 1,000 | CPU s | P(Double > DQN), final |")
+    lines = [head, "|" + "---|" * 10]
+    for name, rows in results.items():
+        for script in SCRIPTS:
+            if script not in rows:
+                continue
+            r = rows[script]
+            pi = rows.get("double_vs_dqn") if script == "double_dqn.py" else None
+            lines.append(f"| {name} | {SHORT[script]} | {r['exercise']}/{r['runs']} | {r['final']}/{r['runs']} "
+                         f"| {r['kept']}/{r['runs']} | {r['final_mean']:.0f} | {r['peak_mean_q_median']:.0f} "
+                         f"| {r['diverged']} | {r['cpu_s_median']:.0f} | "
+                         + (f"{pi['p']:.2f} [{pi['ci95'][0]:.2f}, {pi['ci95'][1]:.2f}]" if pi else "") + " |")
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    markers = {"dqn_cartpole.py": "o", "double_dqn.py": "s", "dueling_dqn.py": "^", "per_dqn.py": "D"}
+    for name, rows in results.items():
+        for script, marker in markers.items():
+            if script not in rows:
+                continue
+            r = rows[script]
+            frac = r["final"] / r["runs"]
+            axes[0].scatter(r["exercise"] / r["runs"], frac, marker=marker, s=50, color="C0" if script == "dqn_cartpole.py" else "C1")
+            axes[1].scatter(r["peak_mean_q_median"], frac, marker=marker, s=50, color="C0" if script == "dqn_cartpole.py" else "C1")
+            if script == "dqn_cartpole.py":
+                for ax, x in ((axes[0], r["exercise"] / r["runs"]), (axes[1], r["peak_mean_q_median"])):
+                    ax.annotate(name, (x, frac), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    axes[0].set_xlabel("exercise met within 200 episodes (fraction of runs)")
+    axes[1].set_xlabel("peak mean Q on the probe states (median over runs)")
+    axes[1].axvline(100, color="grey", linestyle=":", label="the bound 1/(1 - γ) = 100")
+    for ax in axes:
+        ax.set_ylabel("final network >= 475 (fraction of runs)")
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color="C0", label="DQN"),
+               plt.Line2D([], [], marker="s", linestyle="", color="C1", label="Double DQN"),
+               plt.Line2D([], [], color="grey", linestyle=":", label="Q's bound, 100")]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
+    fig.suptitle("CartPole defaults tried, seeds 1-10: learning fast (left) and Q's size (right) against a final network that holds")
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    print(f"wrote {os.path.relpath(path, ROOT)}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--list", action="store_true", help="print each setting's command")
+    p.add_argument("--run", metavar="NAME", help="run one setting over --seeds with DQN and Double DQN")
+    p.add_argument("--seeds", default="1-10")
+    p.add_argument("--root", default=RESULTS, help="where the run folders are")
+    p.add_argument("--plot-only", action="store_true", help="redraw the figure from frontier.json")
+    a = p.parse_args()
+    if a.list:
+        for name, (what, _) in SETTINGS.items():
+            print(f"{name}: {what}\n  {' '.join(command(name, seeds=a.seeds))}")
+        return
+    if a.run:
+        if a.run not in SETTINGS:
+            sys.exit(f"error: no setting {a.run!r}: {', '.join(SETTINGS)}")
+        sys.exit(subprocess.call([sys.executable, *command(a.run, seeds=a.seeds)[1:]], cwd=ROOT))
+    if a.plot_only:
+        with open(FRONTIER_JSON) as f:
+            results = json.load(f)["settings"]
+    else:
+        lo, hi = (int(x) for x in a.seeds.split("-"))
+        results = {name: rows for name in SETTINGS if (rows := summarize(name, range(lo, hi + 1), a.root))}
+        with open(FRONTIER_JSON, "w") as f:
+            json.dump({"seeds": a.seeds, "before": BEFORE,
+                       "commands": {name: " ".join(command(name)) for name in results},
+                       "what": {name: SETTINGS[name][0] for name in results}, "settings": results}, f, indent=1)
+    print(table(results))
+    plot(results, FIGURE)
+
+
+if __name__ == "__main__":
+    main()
