@@ -476,9 +476,25 @@ def make_eval_env(env_id, max_episode_steps, video_dir, index):
     env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array")
     with warnings.catch_warnings():  # one folder for all the episodes: not a mistake, so not a warning
         warnings.simplefilter("ignore")
-        # fps a power of two: moviepy counts the frames it writes as duration x fps in floating point, and at
-        # CartPole's 50 fps n / 50 x 50 can fall just below n, dropping the episode's last frame (measured here)
-        return gym.wrappers.RecordVideo(env, video_dir, name_prefix=f"eval-{index}", disable_logger=True, fps=64)
+        return RecordVideo(env, video_dir, name_prefix=f"eval-{index}", disable_logger=True)
+
+
+class RecordVideo(gym.wrappers.RecordVideo):
+    """gymnasium's recorder, at the env's own frame rate (CartPole: 50 fps) with every frame. Its moviepy writer
+    counts the frames as duration x fps in floating point and drops the last one of some lengths (n / 50 x 50 can
+    fall just below n), so the mp4 is written with imageio-ffmpeg (it comes with moviepy), frame by frame."""
+
+    def stop_recording(self):
+        import imageio_ffmpeg
+        if self.recorded_frames:
+            height, width = self.recorded_frames[0].shape[:2]
+            path = os.path.join(self.video_folder, f"{self._video_name}.mp4")
+            writer = imageio_ffmpeg.write_frames(path, (width, height), fps=self.frames_per_sec, macro_block_size=1)
+            writer.send(None)  # starts ffmpeg
+            for frame in self.recorded_frames:
+                writer.send(np.ascontiguousarray(frame))
+            writer.close()
+        self.recorded_frames, self.recording, self._video_name = [], False, None
 
 
 class Logs:

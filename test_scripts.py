@@ -886,11 +886,13 @@ def test_capture_video_records_every_evaluation_episode_of_a_saved_model(tmp_pat
     model = only_run_dir(tmp_path) / "dqn_cartpole.pt"
     result = run_script("dqn_cartpole.py", "--eval-model", model, "--capture-video", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    returns = json.loads((only_run_dir(tmp_path) / "eval.json").read_text())["returns"]
+    returns = json.loads((only_run_dir(tmp_path) / "eval.json").read_text())["final_returns"]
     videos = sorted((tmp_path / "videos" / f"{model.parent.name}-eval").glob("*.mp4"))
     assert len(videos) == len(returns) == 2
     for video, episode_return in zip(videos, returns):  # CartPole: 1 per step, a frame per step and one at reset
-        assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] == episode_return + 1
+        frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(video))
+        assert frames == episode_return + 1  # every frame, the last one too
+        assert seconds == pytest.approx(frames / 50, abs=0.021)  # at CartPole's real speed, 50 frames a second
 
 
 def test_same_seed_gives_same_episode_returns(tmp_path):
