@@ -83,7 +83,7 @@ def parse_args(argv=None):
     g.add_argument("--gamma", type=float, default=0.99, help="discount factor")
     g.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
     g.add_argument("--target-network-frequency", type=int, default=1_000,
-                   help="env steps between target updates (Nature: C = 10,000)")
+                   help="env steps between target updates (Nature's C = 10,000 counts updates: 40,000 env steps)")
     g.add_argument("--train-frequency", type=int, default=4, help="env steps between gradient steps, summed over envs")
     g.add_argument("--learning-starts", type=int, default=80_000, help="env steps of play before learning (Nature: 50,000)")
     g.add_argument("--start-e", type=float, default=1.0, help="exploration epsilon at the start")
@@ -93,8 +93,8 @@ def parse_args(argv=None):
                    help="mse is CleanRL's; Nature clipped the error to [-1, 1], which is huber")
     g.add_argument("--max-grad-norm", type=float, default=0.0, help="clip the gradient norm at this value (0: off)")
     g.add_argument("--bf16", action="store_true",
-                   help="forward and backward passes of the gradient step in bfloat16 (autocast), float32 weights, "
-                        "TD target and loss: faster on a CPU with AMX/AVX512-BF16 or a GPU; on Breakout (one seed) it "
+                   help="the online network's forward and backward passes in bfloat16 (autocast); float32 weights, "
+                        "TD target (the target network's forward too) and loss: faster on a CPU with AMX/AVX512-BF16 or a GPU; on Breakout (one seed) it "
                         "learned as float32 did (docs/dqn_atari.md)")
     algorithm_flags = [action.dest for action in g._group_actions] + ["seed"]  # what --resume may not change
     g = p.add_argument_group("run and logs")
@@ -104,7 +104,8 @@ def parse_args(argv=None):
                    help="save the model into the run folder")
     g.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
     g.add_argument("--threads", type=int, default=None, metavar="N",
-                   help=f"torch's CPU threads; None: every core (here: {default_threads()}): the env threads and "
+                   help=f"torch's CPU threads; None: the cores given, OMP_NUM_THREADS or else the affinity "
+                        f"(here: {default_threads()}): the env threads and "
                         "the learner take turns, so torch has the cores while the envs wait. The same --seed "
                         "at the same count gives the same run; another count sums in another order, so the weights "
                         "drift apart (2 against 1 thread here: up to 0.005 after 250 gradient steps) and the games "
@@ -172,7 +173,7 @@ def make_envs(args, num_envs, training=True, **overrides):
     SAME_STEP autoreset: the step that ends a game returns the next game's first observation, and the
     true last one comes in info["final_obs"] (only valid for the envs whose game ended).
     """
-    kwargs = dict(num_threads=min(num_envs, os.cpu_count() or 1), noop_max=30, frameskip=4, maxpool=True,
+    kwargs = dict(num_threads=min(num_envs, default_threads()), noop_max=30, frameskip=4, maxpool=True,
                   repeat_action_probability=0.25 if args.sticky_actions else 0.0, use_fire_reset=True,
                   life_loss_info=training, episodic_life=False, reward_clipping=False,
                   autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
@@ -181,9 +182,13 @@ def make_envs(args, num_envs, training=True, **overrides):
 
 
 def default_threads():
-    """torch's threads by default: every core. The env worker threads make_envs starts step the games while the
-    learner waits for the observations, and wait while it learns, so the two never need the cores at once."""
-    return os.cpu_count() or 1
+    """The cores this process is given: OMP_NUM_THREADS when set (a scheduler's share), else the CPU affinity
+    (SLURM, taskset, a container), never the whole machine's count. torch and the env worker threads both use
+    them: the workers step the games while the learner waits, and wait while it learns, so they take turns."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def game_over(terminations, truncations, lives, prev_lives):
@@ -309,19 +314,20 @@ def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
     Terminal here means a lost life or a game over (Nature's training episodes). A time-limit truncation
     (108,000 frames) was stored with terminated = 0: the game would have gone on, so it bootstraps.
     """
-    with torch.no_grad():  # .float(): under --bf16 the network's output is bfloat16, the target is float32
-        next_q_max = target_network(next_obs).float().max(dim=1).values
+    with torch.no_grad():
+        next_q_max = target_network(next_obs).max(dim=1).values
     return rewards + gamma * (1 - terminated) * next_q_max
 
 
 def td_loss(q_network, target_network, batch, gamma, loss_fn, bf16=False):
     """Eq. (3): the loss between Q(s, a; θ) and the TD target y on a sampled batch; returns it and Q(s, a; θ).
 
-    With bf16 (--bf16) both networks' forward passes (and so the backward) run in bfloat16 under autocast;
-    the weights stay float32 (autocast casts copies), and the TD target and the loss are computed in float32."""
+    With bf16 (--bf16) the online network's forward pass (and so the backward) runs in bfloat16 under autocast;
+    the weights stay float32 (autocast casts copies), and the TD target (the target network's forward pass
+    included) and the loss are computed in float32."""
     obs_b, actions_b, rewards_b, next_obs_b, terminated_b = batch
+    td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, gamma)
     with torch.autocast(obs_b.device.type, dtype=torch.bfloat16, enabled=bf16):
-        td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, gamma)
         q_values = q_network(obs_b)
     q_taken = q_values.float().gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
     return loss_fn(q_taken, td_target), q_taken  # (y - Q(s, a; θ))², or Huber with --loss huber
@@ -378,7 +384,8 @@ def train(args, envs, q_network, device, logs, checkpoint=None):
     resumed = np.full(args.num_envs, checkpoint is not None)  # each env's first game after a resume, marked in the log
     # a log episode is a whole game over all lives, with the real (unclipped) score papers report
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
-    global_step, losses_finite = start_step, torch.ones((), dtype=torch.bool, device=device)
+    global_step = start_step
+    losses_finite = logs.losses_finite = torch.ones((), dtype=torch.bool, device=device)  # &= below: in place
     num_iterations = args.total_timesteps // args.num_envs  # a whole number: check_args rounds the budget up
     for iteration in range(start_step // args.num_envs, num_iterations):
         global_step = iteration * args.num_envs
@@ -636,7 +643,10 @@ def check_args(args):
 def bf16_supported(cuda):
     if cuda and torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    try:  # a private probe of torch's: another torch may lack it, and then no bf16 is assumed
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 # Memory a run needs, per unit of each size flag, so a run that cannot fit is refused before it starts.
@@ -702,6 +712,7 @@ class Logs:
             self.next_train_log, self.next_print = resume["logs"]["next_train_log"], resume["logs"]["next_print"]
             self.start_step = resume["step"]
         self.finite_until = self.start_step  # the step up to which every loss is known to be finite
+        self.losses_finite = torch.ones((), dtype=torch.bool)  # train() puts the device's flag here
         # line-buffered: a run's curve can be plotted while it goes
         mode = "w" if resume is None else "a"
         with writing(self.episodes_path):
@@ -971,12 +982,14 @@ def train_and_evaluate(args, device, run_name):
         try:
             train(args, envs, q_network, device, logs, checkpoint)
         except KeyboardInterrupt:
+            logs.check_finite(logs.losses_finite, logs.finite_until)  # no model is saved after an overflow
             if args.save_model:
                 save_model(q_network, model_path)
             print("interrupted: logs are complete up to here" + (f", model saved to {model_path}" if args.save_model else ""),
                   file=sys.stderr)
             sys.exit(130)
         except Terminated as stop:
+            logs.check_finite(logs.losses_finite, logs.finite_until)
             if args.save_model:
                 save_model(q_network, model_path)
             print(f"terminated (SIGTERM): logs are complete up to step {stop.step}"

@@ -1987,6 +1987,25 @@ def test_atari_ctrl_c_stops_cleanly_with_logs_and_model(atari, tmp_path, monkeyp
     assert made == {"made": 1, "closed": 1}
 
 
+def test_atari_ctrl_c_after_an_overflow_saves_no_model_and_names_the_step(atari, tmp_path, monkeypatch, capsys):
+    """Ctrl-C looks at the pending finiteness flag before it saves: a loss that overflowed since the last train.csv
+    row ends the run as the overflow does (one line, exit 1), with no model file written from those weights."""
+    def on_step(training, actions, out):
+        on_step.calls += 1
+        if on_step.calls == 1500:  # learning starts at 700: the loss has overflowed by now, the next row is 1,700
+            raise KeyboardInterrupt
+    on_step.calls = 0
+    _atari_wrap_envs(atari, monkeypatch, on_step)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        _atari_main(atari, *ATARI_TINY, "--total-timesteps", 4000, "--learning-starts", 700, "--batch-size", 8,
+                    "--buffer-size", 4000, "--learning-rate", 1e30)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: the loss became inf or nan after global step 700; stopping the run")
+    assert not (only_run_dir(tmp_path) / "dqn_atari.pt").exists()
+
+
 def test_atari_random_streams_are_independent_and_train_uses_them(atari, tmp_path, monkeypatch):
     """The agent's draws are neither default_rng(seed)'s nor those of the stream the envs are seeded with
     (default_rng(s) is what an env reset with seed s draws from), training envs stay below the evaluation seeds,
@@ -2363,18 +2382,27 @@ def test_atari_checkpoint_that_cannot_be_written_leaves_the_previous_one_to_resu
     assert json.loads((run_dir / "eval.json").read_text())["step"] == 1000
 
 
-def test_atari_threads_default_to_every_core_and_the_flag_sets_them(atari, monkeypatch, tmp_path,
-                                                                                       capsys):
-    monkeypatch.setattr(atari.os, "cpu_count", lambda: 8)
-    assert atari.default_threads() == 8  # the env threads and the learner take turns: every core
-    monkeypatch.setattr(atari.os, "cpu_count", lambda: None)
-    assert atari.default_threads() == 1
+def test_atari_threads_default_to_the_cores_given_and_the_flag_sets_them(atari, monkeypatch, tmp_path, capsys):
+    """By default torch (and the emulator threads) use the cores the process is given, as a scheduler gives them:
+    OMP_NUM_THREADS when set, else the CPU affinity (taskset, SLURM, a container), never the machine's count."""
+    monkeypatch.setattr(atari.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(atari.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert atari.default_threads() == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert atari.default_threads() == 3
+    made = {}
+    with monkeypatch.context() as patch:
+        patch.setattr(atari, "AtariVectorEnv", lambda game, num_envs, **kwargs: made.update(kwargs))
+        atari.make_envs(atari.parse_args(["--num-envs", "8"]), 8)
+    assert made["num_threads"] == 3  # the emulator threads too
+    monkeypatch.setattr(atari.os, "sched_getaffinity", lambda pid: {5})
     monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)
     monkeypatch.setattr(atari, "evaluate", lambda *a, **k: (np.zeros(1), np.zeros(1, dtype=int)))
     monkeypatch.chdir(tmp_path)
     before = torch.get_num_threads()
     try:
-        for flags, expected in [(["--threads", 3], 3), ([], 1)]:  # no core count known: 1
+        for flags, expected in [(["--threads", 3], 3), ([], 1)]:  # one core given: 1
             _atari_main(atari, *ATARI_TINY, "--total-timesteps", 8, "--no-save-model", *flags)
             assert torch.get_num_threads() == expected
     finally:
@@ -2424,8 +2452,15 @@ def test_atari_bf16_runs_the_networks_in_bfloat16_and_keeps_the_target_loss_and_
     nchw.net[0].register_forward_hook(lambda module, inputs, output: conv_dtypes.append(output.dtype))
     loss32, _ = atari.td_loss(nchw, nchw, batch, 0.99, torch.nn.functional.mse_loss)
     conv_dtypes.clear()
-    loss, q_taken = atari.td_loss(nchw, nchw, batch, 0.99, torch.nn.functional.mse_loss, bf16=True)
-    assert conv_dtypes == [torch.bfloat16, torch.bfloat16]  # the target's forward and the online one
+    targets = []
+    def mse_keeping_the_target(q, y):
+        targets.append(y)
+        return torch.nn.functional.mse_loss(q, y)
+    loss, q_taken = atari.td_loss(nchw, nchw, batch, 0.99, mse_keeping_the_target, bf16=True)
+    assert conv_dtypes == [torch.float32, torch.bfloat16]  # the target's forward in float32, the online one not
+    with torch.no_grad():  # y = r + γ (1 - terminated) max_a' Q(s', a'; θ⁻), all in float32, by hand
+        y = batch[2] + 0.99 * (1 - batch[4]) * nchw(batch[3]).max(dim=1).values
+    torch.testing.assert_close(targets[0], y, rtol=0, atol=0)
     assert loss.dtype == q_taken.dtype == torch.float32
     assert abs(loss.item() - loss32.item()) < 0.05 * abs(loss32.item())
     loss.backward()
@@ -2433,7 +2468,10 @@ def test_atari_bf16_runs_the_networks_in_bfloat16_and_keeps_the_target_loss_and_
 
 
 def test_atari_bf16_where_the_cpu_lacks_it_is_one_line_and_exit_code_2(atari, monkeypatch, capsys):
-    monkeypatch.setattr(atari, "bf16_supported", lambda cuda: False)
+    def gone():
+        raise AttributeError("another torch: no such private op")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", gone)
+    assert atari.bf16_supported(cuda=False) is False  # torch's private probe missing: no bf16, not a traceback
     with pytest.raises(SystemExit) as exit_info:
         atari.parse_args(["--bf16"])
     assert exit_info.value.code == 2
