@@ -238,7 +238,7 @@ def train(args, envs, q_network, device, logs, best):
             actions = random_actions
         else:
             with torch.inference_mode():
-                q_values = q_network(torch.from_numpy(obs).to(device))
+                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device))  # float64 envs too
             actions = np.where(explore, random_actions, q_values.argmax(dim=1).cpu().numpy())
 
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -893,6 +894,22 @@ def test_capture_video_records_every_evaluation_episode_of_a_saved_model(tmp_pat
         frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(video))
         assert frames == episode_return + 1  # every frame, the last one too
         assert seconds == pytest.approx(frames / 50, abs=0.021)  # at CartPole's real speed, 50 frames a second
+
+
+@pytest.mark.parametrize("script", ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"])
+def test_an_env_with_float64_observations_trains_and_evaluates(script, tmp_path, monkeypatch):
+    """gymnasium envs may return float64 observations: acting, the buffer and the evaluation take them alike."""
+    def float64_cartpole(**kwargs):
+        env = gym.make("CartPole-v1", **kwargs)
+        space = gym.spaces.Box(env.observation_space.low, env.observation_space.high, dtype=np.float64)
+        return gym.wrappers.TransformObservation(env, lambda obs: obs.astype(np.float64), space)
+    if "Float64CartPole-v0" not in gym.registry:
+        gym.register("Float64CartPole-v0", entry_point=float64_cartpole, max_episode_steps=500)
+    assert gym.make("Float64CartPole-v0").reset(seed=0)[0].dtype == np.float64
+    monkeypatch.chdir(tmp_path)
+    returns = load_script(script).main([*map(str, TINY), "--env-id", "Float64CartPole-v0", "--learning-starts", "100",
+                                        "--exploration-fraction", "0.1", "--check-frequency", "0", "--probe-states", "10"])
+    assert len(returns) == 2
 
 
 def test_same_seed_gives_same_episode_returns(tmp_path):

@@ -35,23 +35,38 @@ from run_seeds import RESULTS, ROOT, episodes_to_mean, finished, flags_tag, read
 
 SCRIPTS = ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"]
 SHORT = {"dqn_cartpole.py": "DQN", "double_dqn.py": "Double", "dueling_dqn.py": "Dueling", "per_dqn.py": "PER"}
-# The levers searched and the values the scripts had before the search: every setting states all of them.
-BEFORE = {"hidden-dim": "64", "tau": "1.0", "target-network-frequency": "50", "learning-rate": "1e-3",
-          "train-frequency": "2", "batch-size": "128", "loss": "mse", "end-e": "0.01", "exploration-fraction": "0.1",
-          "total-timesteps": "50000", "max-grad-norm": "10"}
-SETTINGS = {  # name: (what changes from BEFORE, in words; the changes)
-    "base": ("the defaults before the search", {}),
-    "polyak02": ("Polyak averaging, tau 0.02 every env step", {"tau": "0.02", "target-network-frequency": "1"}),
-    "h128": ("128 hidden units (the lecture's SimpleDQN)", {"hidden-dim": "128"}),
-    "h128polyak02": ("128 units and Polyak tau 0.02", {"hidden-dim": "128", "tau": "0.02", "target-network-frequency": "1"}),
+# The levers searched, at the values the scripts had before the search; each setting changes some of them and
+# states all of them, so a row means the same thing whatever the scripts' defaults are now.
+BEFORE = ("--hidden-dim 64 --tau 1.0 --target-network-frequency 50 --learning-rate 1e-3 --train-frequency 2 "
+          "--batch-size 128 --loss mse --end-e 0.01 --exploration-fraction 0.1 --total-timesteps 50000 --max-grad-norm 10")
+SETTINGS = {  # name: (what changes, in words; {flag: new value}, or extra flags after BEFORE's)
+    "base": ("the defaults before the search: a hard target copy every 50 env steps (25 gradient steps)", {}),
+    "polyak02": ("Polyak averaging, tau 0.02 every env step", {"--tau": "0.02", "--target-network-frequency": "1"}),
+    "h128": ("128 hidden units (the lecture's SimpleDQN)", {"--hidden-dim": "128"}),
+    "tf1tnf100": ("a gradient step every env step, the target every 100 (100 gradient steps)",
+                  {"--train-frequency": "1", "--target-network-frequency": "100"}),
+    "lr2tnf100": ("learning rate 2e-3, the target every 100 env steps (50 gradient steps)",
+                  {"--learning-rate": "2e-3", "--target-network-frequency": "100"}),
+    "h128tnf100": ("128 units, the target every 100 env steps", {"--hidden-dim": "128", "--target-network-frequency": "100"}),
+    "tf1tnf200": ("a gradient step every env step, the target every 200 (200 gradient steps)",
+                  {"--train-frequency": "1", "--target-network-frequency": "200"}),
+    "h128polyak02": ("128 units and Polyak tau 0.02",
+                     {"--hidden-dim": "128", "--tau": "0.02", "--target-network-frequency": "1"}),
+    "h256": ("256 hidden units", {"--hidden-dim": "256"}),
+    "b256": ("batches of 256", {"--batch-size": "256"}),
 }
 FRONTIER_JSON = os.path.join(RESULTS, "frontier.json")
 FIGURE = os.path.join(ROOT, "docs", "frontier.png")
 
 
 def flags_of(name):
-    values = {**BEFORE, **SETTINGS[name][1]}
-    return [token for key, value in values.items() for token in (f"--{key}", str(value))]
+    tokens = BEFORE.split()
+    for flag, value in SETTINGS[name][1].items():
+        if flag in tokens:
+            tokens[tokens.index(flag) + 1] = value
+        else:
+            tokens += [flag, value]
+    return tokens
 
 
 def command(name, scripts=("dqn_cartpole.py", "double_dqn.py"), seeds="1-10"):
