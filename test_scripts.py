@@ -2580,6 +2580,16 @@ def test_flags_tag_is_readable_and_tells_apart_any_two_sets_of_flags(run_seeds):
     assert Path(run_seeds.run_dir_of("dqn_cartpole.py", "CartPole-v1", 3, [], "/r")).parent.name == "defaults"
 
 
+def test_wilson_interval_and_probability_of_improvement_against_hand_computed_values(run_seeds):
+    # Wilson, 18 of 20: centre (0.9 + 1.96²/40) / (1 + 1.96²/20) = 0.8356, half-width 0.1366 (worked by hand)
+    assert run_seeds.wilson(18, 20) == pytest.approx([0.6990, 0.9721], abs=1e-4)
+    assert run_seeds.wilson(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)  # no collapse to [0, 0] at a count of 0
+    # P(X > Y) + P(X = Y) / 2 over seed pairs: 1 win, 2 ties, 1 loss -> (1 + 1) / 4
+    p, (low, high) = run_seeds.prob_improvement([1, 2, 3, 3], [0, 2, 4, 3], np.random.default_rng(0))
+    assert p == 0.5 and 0 <= low < 0.5 < high <= 1
+    assert run_seeds.prob_improvement([5, 5, 5], [1, 2, 3], np.random.default_rng(0)) == (1.0, [1.0, 1.0])
+
+
 def test_sweeps_with_other_flags_neither_skip_nor_summarise_each_others_runs(tmp_path):
     base = ["q_learning_frozenlake.py", "--seeds", "1", "--jobs", 1, "--root", tmp_path, "--", "--eval-episodes", 100]
     first = _tool(RUN_SEEDS, *base, "--episodes", 100)

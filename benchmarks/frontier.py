@@ -23,7 +23,6 @@ clone redraws the figure with `--plot-only`).
 """
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -31,7 +30,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_seeds import RESULTS, ROOT, episodes_to_mean, finished, flags_tag, read_csv_rows, run_dir_of  # noqa: E402
+from run_seeds import (RESULTS, ROOT, episodes_to_mean, finished, flags_tag, prob_improvement, read_csv_rows,  # noqa: E402
+                       run_dir_of, wilson)
 
 SCRIPTS = ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"]
 SHORT = {"dqn_cartpole.py": "DQN", "double_dqn.py": "Double", "dueling_dqn.py": "Dueling", "per_dqn.py": "PER"}
@@ -54,6 +54,10 @@ SETTINGS = {  # name: (what changes, in words; {flag: new value}, or extra flags
                      {"--hidden-dim": "128", "--tau": "0.02", "--target-network-frequency": "1"}),
     "h256": ("256 hidden units", {"--hidden-dim": "256"}),
     "b256": ("batches of 256", {"--batch-size": "256"}),
+    "zoo": ("the RL Zoo's CartPole values, its target lag in gradient steps kept: 256 units, lr 2.3e-3, batch 64, the "
+            "target every 256 env steps (128 gradient steps), epsilon to 0.04 over 16%",
+            {"--hidden-dim": "256", "--learning-rate": "2.3e-3", "--batch-size": "64", "--target-network-frequency": "256",
+             "--end-e": "0.04", "--exploration-fraction": "0.16"}),
 }
 FRONTIER_JSON = os.path.join(RESULTS, "frontier.json")
 FIGURE = os.path.join(ROOT, "docs", "frontier.png")
@@ -72,25 +76,6 @@ def flags_of(name):
 def command(name, scripts=("dqn_cartpole.py", "double_dqn.py"), seeds="1-10"):
     return ["python", "benchmarks/run_seeds.py", *scripts, "--seeds", seeds, "--root", "benchmarks/results", "--",
             *flags_of(name)]
-
-
-def wilson(k, n, z=1.96):
-    """95% Wilson score interval of a proportion k/n: it stays inside [0, 1] and does not collapse at 0 or n."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
-def prob_improvement(x, y, rng, resamples=10_000):
-    """P(X > Y) + P(X = Y) / 2 over pairs (x[i], y[i]) of the same seed, and a 95% percentile bootstrap interval
-    (the seeds resampled with replacement, the pairs kept together)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    wins = (x > y) + 0.5 * (x == y)
-    means = wins[rng.integers(0, len(wins), size=(resamples, len(wins)))].mean(axis=1)
-    return float(wins.mean()), [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
 def read_one(run_folder):

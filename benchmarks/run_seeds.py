@@ -40,6 +40,7 @@ import csv
 import glob
 import hashlib
 import json
+import math
 import os
 import re
 import shlex
@@ -203,6 +204,25 @@ def bootstrap_interval(values, rng, resamples=10_000, level=0.95):
     values = np.asarray(values, dtype=float)
     means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
     return [float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))]
+
+
+def wilson(k, n, z=1.96):
+    """95% Wilson score interval of a proportion k/n: it stays inside [0, 1] and does not collapse at 0 or n."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def prob_improvement(x, y, rng, resamples=10_000):
+    """P(X > Y) + P(X = Y) / 2 over pairs (x[i], y[i]) of the same seed, and a 95% percentile bootstrap interval
+    (the seeds resampled with replacement, the pairs kept together)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    wins = (x > y) + 0.5 * (x == y)
+    means = wins[rng.integers(0, len(wins), size=(resamples, len(wins)))].mean(axis=1)
+    return float(wins.mean()), [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
 def median_with_never(values, rng, resamples=10_000, level=0.95):

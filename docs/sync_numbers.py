@@ -4,8 +4,10 @@
     python docs/sync_numbers.py --check   # change nothing; exit 1 naming the blocks that disagree with summary.json
 
 A block is the text between `<!-- numbers:NAME -->` and `<!-- /numbers:NAME -->`; this script writes all of it:
-  exercise  Lecture 03's exercise per CartPole script: seeds that met "a 100-episode mean of 195 within 200
-            episodes", the median episode [95% interval] over both seed groups, the kept model at 475, CPU time
+  exercise  per CartPole script: the final network at 475 and its mean [95% interval]; Lecture 03's exercise
+            (seeds that met "a 100-episode mean of 195 within 200 episodes", the median episode [95% interval]
+            over both seed groups); the kept model at 475; the probe's peak mean Q; CPU time
+  versus    each CartPole script's final network against DQN's on the same seeds (probability of improvement)
   others    every other summary (FrozenLake, other envs, other flags): seeds at the bar, mean [95% interval]
 The 20-seed medians pool seeds 1-10 and 101-110 with run_seeds.py's own rule (a seed that never met the
 criterion counts as more episodes than any that did) and a bootstrap generator seeded from what it summarises.
@@ -46,9 +48,9 @@ def pooled_median(script, per_seed, key, thousands=False):
 
 
 def exercise_block(summaries):
-    head = ("| script | met in ≤ 200 episodes: 1-10 · 101-110 | episodes to 195: median [95%] | kept ≥ 475: 1-10 · "
-            "101-110 | kept: mean [95%] | steps to a check ≥ 950: median [95%] | CPU s |\n"
-            "|---|---|---|---|---|---|---|\n")
+    head = ("| script | final network ≥ 475: 1-10 · 101-110 | final: mean [95%] | exercise met in ≤ 200 episodes: "
+            "1-10 · 101-110 | episodes to 195: median [95%] | kept model ≥ 475: 1-10 · 101-110 | peak mean Q: median "
+            "(runs past 1,000) | CPU s |\n|---|---|---|---|---|---|---|---|\n")
     rows = []
     for script in CARTPOLE_SCRIPTS:
         groups = {s["seeds"]: s for s in summaries if s["script"] == script and s["env_id"] == "CartPole-v1"
@@ -56,21 +58,53 @@ def exercise_block(summaries):
         if not groups:
             continue
         per_seed = [entry for group in GROUPS if group in groups for entry in groups[group]["per_seed"]]
-        met = " · ".join(f"{groups[g]['lecture_criterion']['within_200']}/{groups[g]['runs']}" if g in groups else "—"
-                         for g in GROUPS)
-        kept = [entry["kept"] for entry in per_seed]
-        rng = run_seeds.bootstrap_rng(script, "CartPole-v1", ["kept"], [entry["seed"] for entry in per_seed])
-        low, high = run_seeds.bootstrap_interval(kept, rng)
-        at_475 = " · ".join(f"{groups[g]['kept']['reached']}/{groups[g]['runs']}" if g in groups else "—" for g in GROUPS)
-        for entry in per_seed:
-            entry["steps_to_950"] = (entry["first_check_at_threshold"] or {}).get("step")
-        first_check = pooled_median(script, per_seed, "steps_to_950", thousands=True)
-        if script == run_seeds.LECTURE:  # no checks, an episode budget: its kept model is its final one
-            at_475, first_check = " · ".join(f"{groups[g]['kept']['reached']}/{groups[g]['runs']}" if g in groups
-                                              else "—" for g in GROUPS), "no checks"
+        counts = lambda take: " · ".join(f"{take(groups[g])}/{groups[g]['runs']}" if g in groups else "—"  # noqa: E731
+                                         for g in GROUPS)
+        final = [entry["final"] for entry in per_seed]
+        rng = run_seeds.bootstrap_rng(script, "CartPole-v1", ["final"], [entry["seed"] for entry in per_seed])
+        low, high = run_seeds.bootstrap_interval(final, rng)
+        peaks = [entry.get("peak_mean_q") for entry in per_seed]
+        if None in peaks:
+            q = "not logged"
+        else:
+            q = f"{np.median(peaks):.0f} ({sum(entry['peak_max_q'] > 1000 for entry in per_seed)})"
+        kept = counts(lambda g: g["kept"]["reached"])
+        if script == run_seeds.LECTURE:  # no checks: its one model is its final network
+            kept = "no checks"
         cpu = np.median([groups[g]["cpu_s_median"] for g in groups if groups[g]["cpu_s_median"]] or [np.nan])
-        rows.append(f"| `{Path(script).name}` | {met} | {pooled_median(script, per_seed, 'episodes_to_195')} | {at_475} | "
-                    f"{number(float(np.mean(kept)))} [{number(low)}, {number(high)}] | {first_check} | {number(cpu, 0)} |\n")
+        rows.append(f"| `{Path(script).name}` | {counts(lambda g: g['final']['reached'])} | "
+                    f"{number(float(np.mean(final)))} [{number(low)}, {number(high)}] | "
+                    f"{counts(lambda g: g['lecture_criterion']['within_200'])} | "
+                    f"{pooled_median(script, per_seed, 'episodes_to_195')} | {kept} | {q} | {number(cpu, 0)} |\n")
+    return head + "".join(rows)
+
+
+def versus_block(summaries):
+    """Each script's final network over the 20 seeds against DQN's on the same seeds: the count at 475 with its 95%
+    Wilson interval, and the probability of improvement P(X > DQN) (ties count half), paired by seed."""
+    head = ("| script | final ≥ 475 of 20 [95% Wilson] | final: mean | P(final > DQN's final), paired by seed [95%] |\n"
+            "|---|---|---|---|\n")
+    finals = {}
+    for script in CARTPOLE_SCRIPTS[:4]:
+        entries = [entry for s in summaries if s["script"] == script and s["env_id"] == "CartPole-v1"
+                   and s["flags_tag"] == "defaults" and s["seeds"] in GROUPS for entry in s["per_seed"]]
+        finals[script] = {entry["seed"]: entry["final"] for entry in entries}
+    if not finals.get("dqn_cartpole.py"):
+        return head
+    rows = []
+    for script, by_seed in finals.items():
+        if not by_seed:
+            continue
+        reached, n = sum(v >= 475 for v in by_seed.values()), len(by_seed)
+        low, high = run_seeds.wilson(reached, n)
+        cell = "—"
+        if script != "dqn_cartpole.py":
+            seeds = sorted(set(by_seed) & set(finals["dqn_cartpole.py"]))
+            rng = run_seeds.bootstrap_rng(script, "CartPole-v1", ["versus dqn_cartpole.py"], seeds)
+            p, (p_low, p_high) = run_seeds.prob_improvement([by_seed[s] for s in seeds],
+                                                            [finals["dqn_cartpole.py"][s] for s in seeds], rng)
+            cell = f"{p:.2f} [{p_low:.2f}, {p_high:.2f}]"
+        rows.append(f"| `{script}` | {reached}/{n} [{low:.2f}, {high:.2f}] | {np.mean(list(by_seed.values())):.1f} | {cell} |\n")
     return head + "".join(rows)
 
 
@@ -97,7 +131,7 @@ def main(argv=None):
     p.add_argument("--summary", default=str(ROOT / "benchmarks" / "results" / "summary.json"))
     a = p.parse_args(argv)
     summaries = json.loads(Path(a.summary).read_text())
-    blocks = {"exercise": exercise_block(summaries), "others": others_block(summaries)}
+    blocks = {"exercise": exercise_block(summaries), "versus": versus_block(summaries), "others": others_block(summaries)}
     text = Path(a.readme).read_text()
     stale = [m["name"] for m in BLOCK.finditer(text) if m["name"] in blocks and m["body"] != blocks[m["name"]]]
     unknown = [m["name"] for m in BLOCK.finditer(text) if m["name"] not in blocks]
