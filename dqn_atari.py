@@ -693,10 +693,13 @@ def check_memory(args, device):
 
 
 class Logs:
-    """runs/<run_name>/: args.json, episodes.csv, train.csv (eval.json: main); a progress line on stdout.
-    `resume`: a checkpoint's manifest; the CSVs are cut back to their length at the checkpoint and appended to."""
+    """runs/<run_name>/: args.json, episodes.csv, train.csv (eval.json: main); a progress line on stdout; the same
+    numbers as TensorBoard events under CleanRL's tags (`tensorboard --logdir runs`).
+    `resume`: a checkpoint's manifest; the CSVs are cut back to their length at the checkpoint and appended to,
+    and TensorBoard drops the events logged after the checkpoint's step."""
 
     def __init__(self, run_dir, args, resume=None, train_log_every=1_000):
+        from torch.utils.tensorboard import SummaryWriter  # imported here: only a training run writes events
         self.run_dir = run_dir
         self.episodes_path, self.train_path = os.path.join(run_dir, "episodes.csv"), os.path.join(run_dir, "train.csv")
         print_every = min(10_000, max(1, math.ceil(args.total_timesteps / 10)))  # every 10% and every 10,000 steps
@@ -725,11 +728,15 @@ class Logs:
                 self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon", "resumed"])
             with writing(self.train_path):
                 self.train_csv.writerow(["global_step", "loss", "q_values", "learning_rate", "sps"])
+        with writing(run_dir):
+            self.writer = SummaryWriter(run_dir, purge_step=self.start_step if resume else None)
         self.start_time = time.time()
 
     def episode(self, global_step, episodic_return, episodic_length, epsilon, resumed):
         with writing(self.episodes_path):
             self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4), int(resumed)])
+        for tag, value in [("episodic_return", episodic_return), ("episodic_length", episodic_length), ("epsilon", epsilon)]:
+            self.writer.add_scalar(f"charts/{tag}", value, global_step)
 
     def sps(self, global_step):
         return (global_step - self.start_step) / max(time.time() - self.start_time, 1e-9)
@@ -737,9 +744,11 @@ class Logs:
     def train_step(self, global_step, loss, q_taken, learning_rate, losses_finite):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
             self.check_finite(losses_finite, global_step)
+            row = [global_step, loss.item(), q_taken.mean().item(), learning_rate, int(self.sps(global_step))]
             with writing(self.train_path):
-                self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), learning_rate,
-                                         int(self.sps(global_step))])
+                self.train_csv.writerow(row)
+            for tag, value in zip(["losses/td_loss", "losses/q_values", "charts/learning_rate", "charts/SPS"], row[1:]):
+                self.writer.add_scalar(tag, value, global_step)
             self.next_train_log = global_step + self.train_log_every
 
     def check_finite(self, losses_finite, global_step):
@@ -772,7 +781,7 @@ class Logs:
         sys.exit(1)
 
     def close(self):
-        for f in (getattr(self, "episodes_file", None), getattr(self, "train_file", None)):
+        for f in (getattr(self, "episodes_file", None), getattr(self, "train_file", None), getattr(self, "writer", None)):
             with contextlib.suppress(OSError):  # a full disk: the rows written so far stay as they are
                 if f is not None:
                     f.close()

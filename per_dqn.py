@@ -594,11 +594,16 @@ class Logs:
     """runs/<run_name>/: args.json, episodes.csv, train.csv, checks.csv, eval.json; progress lines on stdout.
 
     The CSV files are line-buffered: every row is on disk when written, so a run can be plotted while it goes.
+    The same numbers go to TensorBoard event files under CleanRL's tags: `tensorboard --logdir runs`.
     """
 
     def __init__(self, run_dir, args, train_log_every=1_000):
+        from torch.utils.tensorboard import SummaryWriter  # imported here: only a training run writes events
         with open(os.path.join(run_dir, "args.json"), "w") as f:
             json.dump({**vars(args), "script": SCRIPT}, f, indent=2)
+        self.writer = SummaryWriter(run_dir)
+        self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(
+            f"|{name}|{value}|" for name, value in vars(args).items()))
         self.files = {name: open(os.path.join(run_dir, f"{name}.csv"), "w", newline="", buffering=1)
                       for name in ["episodes", "train", "checks"]}
         self.episodes_csv, self.train_csv, self.checks_csv = (csv.writer(f) for f in self.files.values())
@@ -613,18 +618,24 @@ class Logs:
     def episode(self, global_step, episodic_return, episodic_length, epsilon):
         self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4),
                                     round(time.time() - self.start_time, 2)])
+        for tag, value in [("episodic_return", episodic_return), ("episodic_length", episodic_length), ("epsilon", epsilon)]:
+            self.writer.add_scalar(f"charts/{tag}", value, global_step)
 
     def train_step(self, global_step, loss, q_taken, q_network, probe_obs):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
             sps = global_step / max(time.time() - self.start_time, 1e-9)
             with torch.inference_mode():
                 probe_q = q_network(probe_obs) if len(probe_obs) else torch.full((1,), float("nan"))
-            self.train_csv.writerow([global_step, loss.item(), q_taken.mean().item(), int(sps),
-                                     probe_q.mean().item(), probe_q.max().item()])
+            row = [global_step, loss.item(), q_taken.mean().item(), int(sps), probe_q.mean().item(), probe_q.max().item()]
+            self.train_csv.writerow(row)
+            for tag, value in zip(["losses/td_loss", "losses/q_values", "charts/SPS", "charts/probe_q_mean",
+                                   "charts/probe_q_max"], row[1:]):
+                self.writer.add_scalar(tag, value, global_step)
             self.next_train_log = global_step + self.train_log_every
 
     def check(self, global_step, score, episodes, kept):
         self.checks_csv.writerow([global_step, score, int(kept), round(time.time() - self.start_time, 2)])
+        self.writer.add_scalar("charts/check_score", score, global_step)
         print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy episodes" + ("  (kept)" if kept else ""),
               flush=True)
 
@@ -644,7 +655,7 @@ class Logs:
         sys.exit(1)
 
     def close(self):
-        for f in self.files.values():
+        for f in [*self.files.values(), self.writer]:
             try:
                 f.close()
             except OSError:  # a full disk: the rows already written stay as they are

@@ -912,6 +912,29 @@ def test_an_env_with_float64_observations_trains_and_evaluates(script, tmp_path,
     assert len(returns) == 2
 
 
+@pytest.mark.parametrize("script", ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"])
+def test_tensorboard_events_hold_the_runs_csv_numbers_under_cleanrls_tags(script, tmp_path, monkeypatch):
+    """`tensorboard --logdir runs` shows the run: its event file, read back, holds every episode of episodes.csv,
+    every train.csv row and every check, under CleanRL's tag names."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    monkeypatch.chdir(tmp_path)
+    load_script(script).main([*map(str, TINY), "--total-timesteps", "1000", "--check-frequency", "500",
+                              "--check-episodes", "1"])
+    run_dir = only_run_dir(tmp_path)
+    events = EventAccumulator(str(run_dir)).Reload()
+    scalars = lambda tag: [(e.step, e.value) for e in events.Scalars(tag)]  # noqa: E731
+    episodes = read_csv(run_dir / "episodes.csv")
+    assert scalars("charts/episodic_return") == [(int(r["global_step"]), float(r["episodic_return"])) for r in episodes]
+    assert scalars("charts/episodic_length") == [(int(r["global_step"]), float(r["episodic_length"])) for r in episodes]
+    assert [step for step, _ in scalars("charts/epsilon")] == [int(r["global_step"]) for r in episodes]
+    train = read_csv(run_dir / "train.csv")
+    for tag, column in [("losses/td_loss", "loss"), ("losses/q_values", "q_values"), ("charts/SPS", "sps"),
+                        ("charts/probe_q_mean", "probe_q_mean"), ("charts/probe_q_max", "probe_q_max")]:
+        assert scalars(tag) == [(int(r["global_step"]), pytest.approx(float(r[column]))) for r in train], tag
+    checks = read_csv(run_dir / "checks.csv")
+    assert scalars("charts/check_score") == [(int(r["global_step"]), pytest.approx(float(r["score"]))) for r in checks]
+
+
 def test_same_seed_gives_same_episode_returns(tmp_path):
     returns = []
     for name in ["a", "b"]:
@@ -1875,6 +1898,12 @@ def test_atari_smoke_summary_and_the_printed_command_reproduces_the_result(tmp_p
     assert {row["resumed"] for row in episodes} == {"0"}
     train_rows = read_csv(run_dir / "train.csv")
     assert train_rows and all(np.isfinite(float(row["loss"])) for row in train_rows)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir)).Reload()  # tensorboard --logdir runs: the CSVs' numbers, CleanRL's tags
+    assert [(e.step, e.value) for e in events.Scalars("charts/episodic_return")] == [
+        (int(row["global_step"]), float(row["episodic_return"])) for row in episodes]
+    assert [(e.step, e.value) for e in events.Scalars("losses/td_loss")] == [
+        (int(row["global_step"]), pytest.approx(float(row["loss"]))) for row in train_rows]
     assert json.loads((run_dir / "args.json").read_text())["script"] == "dqn_atari.py"
     saved_eval = json.loads((run_dir / "eval.json").read_text())
     mean, std, games = _atari_result(result.stdout)
