@@ -54,7 +54,9 @@ def parse_args(argv=None):
     algorithm.add_argument("--num-envs", type=int, default=1, help="environments stepped side by side")
     algorithm.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size (the lecture: 1e-4)")
     algorithm.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
-                           help="decay the learning rate linearly to 0 over the run (Nature: constant)")
+                           help="decay the learning rate linearly to 0 at the end of the run (Nature: constant)")
+    algorithm.add_argument("--anneal-lr-start", type=float, default=0.0,
+                           help="with --anneal-lr: the fraction of the run before the decay starts")
     algorithm.add_argument("--adam-eps", type=float, default=1e-4, help="Adam's epsilon (PyTorch's default: 1e-8)")
     algorithm.add_argument("--buffer-size", type=int, default=100_000, help="replay memory, in transitions")
     algorithm.add_argument("--batch-size", type=int, default=128, help="transitions per gradient step (the lecture: 64)")
@@ -198,6 +200,14 @@ def linear_schedule(start_e, end_e, duration, t):
     return max(end_e, start_e + (end_e - start_e) * t / duration)
 
 
+def learning_rate_at(args, global_step):
+    """--anneal-lr: constant for the first --anneal-lr-start of the run, then linearly down to 0 at its end."""
+    decay_start = args.anneal_lr_start * args.total_timesteps
+    if global_step < decay_start:
+        return args.learning_rate
+    return args.learning_rate * (1 - (global_step - decay_start) / (args.total_timesteps - decay_start))
+
+
 def due(global_step, num_envs, frequency):
     """How many multiples of `frequency` fall among this vector step's env steps, global_step .. global_step +
     num_envs - 1: so --train-frequency and --target-network-frequency count env steps, whatever --num-envs."""
@@ -273,7 +283,7 @@ def train(args, envs, q_network, device, logs, best):
         if global_step >= args.learning_starts:
             for _ in range(due(global_step, args.num_envs, args.train_frequency)):
                 if args.anneal_lr:
-                    optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - global_step / args.total_timesteps)
+                    optimizer.param_groups[0]["lr"] = learning_rate_at(args, global_step)
                 obs_b, actions_b, rewards_b, next_obs_b, terminated_b = rb.sample(args.batch_size, device)
                 td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, args.gamma)
                 q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
@@ -398,6 +408,8 @@ def check_args(args):
     for name in positive:
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if not 0 <= args.anneal_lr_start < 1:
+        fail(f"--anneal-lr-start must be in [0, 1), got {args.anneal_lr_start}")
     for name in ["learning_starts", "check_frequency", "probe_states"]:
         if getattr(args, name) < 0:
             fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")

@@ -700,6 +700,13 @@ def test_epsilon_and_learning_rate_in_the_loop_follow_their_schedules(dqn, tmp_p
         step = int(row["global_step"]) - 1
         assert float(row["epsilon"]) == pytest.approx(max(0.2, 1 - 0.8 * step / 1000), abs=1e-4)
     assert {float(row["epsilon"]) for row in episodes} >= {0.2} and len(episodes) > 20
+    # --anneal-lr-start 0.25: constant for the first 500 steps of 2,000, then linearly to 0 at the end
+    learning_rates.clear()
+    dqn.main(["--total-timesteps", "2000", "--learning-starts", "400", "--train-frequency", "4", "--learning-rate", "0.001",
+              "--anneal-lr", "--anneal-lr-start", "0.25", "--batch-size", "16", "--buffer-size", "2000",
+              "--check-frequency", "0", "--eval-episodes", "1", "--no-save-model"])
+    assert np.allclose(learning_rates, [0.001 if step < 500 else 0.001 * (2000 - step) / 1500
+                                        for step in range(400, 2000, 4)])
 
 
 def test_replay_buffer_wraps_around_and_samples_only_written_rows(dqn):
