@@ -942,6 +942,30 @@ def test_tensorboard_events_hold_the_runs_csv_numbers_under_cleanrls_tags(script
     assert scalars("charts/check_score") == [(int(r["global_step"]), pytest.approx(float(r["score"]))) for r in checks]
 
 
+# Recorded from the scripts before their restructuring into lesson-first files: the same seed and flags must give
+# these training returns (count, sum, SHA-256 of the list) and final evaluation, bit for bit, so every sweep
+# measured before stays valid. The flags reach the target's tau, the learning-rate decay, checks and the probe.
+GOLDEN_FLAGS = ["--seed", 3, "--total-timesteps", 4000, "--learning-starts", 300, "--target-network-frequency", 40,
+                "--exploration-fraction", 0.25, "--check-frequency", 1500, "--check-episodes", 2, "--eval-episodes", 2,
+                "--tau", 0.5, "--anneal-lr", "--probe-states", 20]
+GOLDEN = {"dqn_cartpole.py": (81, 3837.0, "9f1faccabf523777", [166.0, 155.0]),
+          "double_dqn.py": (86, 3723.0, "8d271ba953d842ef", [212.0, 233.0]),
+          "dueling_dqn.py": (89, 3989.0, "6c7dc5d62270c063", [245.0, 149.0]),
+          "per_dqn.py": (78, 3847.0, "5f36a69efa6b7514", [198.0, 167.0])}
+
+
+@pytest.mark.parametrize("script", GOLDEN)
+def test_returns_are_bit_for_bit_those_recorded_before_the_restructuring(script, tmp_path):
+    import hashlib
+    result = run_script(script, *GOLDEN_FLAGS, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path)
+    returns = [float(row["episodic_return"]) for row in read_csv(run_dir / "episodes.csv")]
+    digest = hashlib.sha256(json.dumps(returns).encode()).hexdigest()[:16]
+    final = json.loads((run_dir / "eval.json").read_text())["final_returns"]
+    assert (len(returns), sum(returns), digest, final) == GOLDEN[script]
+
+
 def test_same_seed_gives_same_episode_returns(tmp_path):
     returns = []
     for name in ["a", "b"]:

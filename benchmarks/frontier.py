@@ -54,6 +54,10 @@ SETTINGS = {  # name: (what changes, in words; {flag: new value}, or extra flags
                      {"--hidden-dim": "128", "--tau": "0.02", "--target-network-frequency": "1"}),
     "h256": ("256 hidden units", {"--hidden-dim": "256"}),
     "b256": ("batches of 256", {"--batch-size": "256"}),
+    "decay50": ("the learning rate constant for half the run, then linearly to 0 at its end",
+                {"--anneal-lr": "", "--anneal-lr-start": "0.5"}),
+    "decay20": ("the learning rate constant for the first 20% of the run, then linearly to 0 at its end",
+                {"--anneal-lr": "", "--anneal-lr-start": "0.2"}),
     "zoo": ("the RL Zoo's CartPole values, its target lag in gradient steps kept: 256 units, lr 2.3e-3, batch 64, the "
             "target every 256 env steps (128 gradient steps), epsilon to 0.04 over 16%",
             {"--hidden-dim": "256", "--learning-rate": "2.3e-3", "--batch-size": "64", "--target-network-frequency": "256",
@@ -65,11 +69,11 @@ FIGURE = os.path.join(ROOT, "docs", "frontier.png")
 
 def flags_of(name):
     tokens = BEFORE.split()
-    for flag, value in SETTINGS[name][1].items():
+    for flag, value in SETTINGS[name][1].items():  # a value "" is a switch: the flag alone
         if flag in tokens:
             tokens[tokens.index(flag) + 1] = value
         else:
-            tokens += [flag, value]
+            tokens += [flag, value] if value else [flag]
     return tokens
 
 
