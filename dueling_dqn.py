@@ -6,8 +6,8 @@ Lecture 03, Parts 3-5, builds the same agent step by step (Part 6 the variants).
 
     lecture                                  this file
     DuelingDQN(state_dim, n_actions)         QNetwork(obs_dim, n_actions, hidden_dim)
-    ReplayBuffer.push(state, ..., done)      ReplayBuffer.add(obs, actions, rewards, next_obs, terminated)
-    state, next_state                        obs, next_obs (one row per env)
+    ReplayBuffer.push(state, ..., done)      ReplayBuffer.add(obs, action, reward, next_obs, terminated)
+    state, next_state                        obs, next_obs
     done = terminated or truncated           terminated: only a real end stops bootstrapping
     DQNAgent.select_action                   the epsilon-greedy lines at the top of train()'s loop
     decay_epsilon (x 0.995 per episode)      linear_schedule (per env step)
@@ -15,7 +15,7 @@ Lecture 03, Parts 3-5, builds the same agent step by step (Part 6 the variants).
     target_network.load_state_dict(...)      update_target_network
 
 Every other DQN in this collection is dqn_cartpole.py plus one idea: `diff dqn_cartpole.py double_dqn.py`.
-Example commands: --help.
+Run `python dqn_cartpole.py --help` for every flag and its default.
 """
 import argparse
 import copy
@@ -36,104 +36,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SCRIPT = os.path.basename(__file__)
-EXAMPLES = f"""examples:
-  python {SCRIPT} --seed 1
-  python {SCRIPT} --env-id Acrobot-v1 --total-timesteps 200000
-  python {SCRIPT} --eval-model runs/<run>/{SCRIPT[:-3]}.pt                # a saved model, with its run's settings
-  python {SCRIPT} --eval-model runs/<run>/{SCRIPT[:-3]}.pt --capture-video  # watch it: videos/<run>-eval/
-"""
-
-
-# ----------------------------------------------------------------------------------------- flags
-def parse_args(argv=None):
-    p = ArgumentParser(description=__doc__.split("\n")[0], epilog=EXAMPLES, formatter_class=HelpFormatter,
-                       allow_abbrev=False)
-    algorithm = p.add_argument_group("algorithm")
-    algorithm.add_argument("--env-id", default="CartPole-v1", help="any env with a Box observation and Discrete actions")
-    algorithm.add_argument("--total-timesteps", type=int, default=50_000, help="environment steps, summed over envs")
-    algorithm.add_argument("--num-envs", type=int, default=1, help="environments stepped side by side")
-    algorithm.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size (the lecture: 1e-4)")
-    algorithm.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
-                           help="decay the learning rate linearly to 0 at the end of the run (Nature: constant)")
-    algorithm.add_argument("--anneal-lr-start", type=float, default=0.0,
-                           help="with --anneal-lr: the fraction of the run before the decay starts")
-    algorithm.add_argument("--adam-eps", type=float, default=1e-4, help="Adam's epsilon (PyTorch's default: 1e-8)")
-    algorithm.add_argument("--buffer-size", type=int, default=100_000, help="replay memory, in transitions")
-    algorithm.add_argument("--batch-size", type=int, default=128, help="transitions per gradient step (the lecture: 64)")
-    algorithm.add_argument("--gamma", type=float, default=0.99, help="discount factor")
-    algorithm.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
-    algorithm.add_argument("--target-network-frequency", type=int, default=50,
-                           help="env steps between target updates (the lecture: 1000 gradient steps)")
-    algorithm.add_argument("--train-frequency", type=int, default=2,
-                           help="env steps between gradient steps (Nature's 4; the lecture: every step)")
-    algorithm.add_argument("--learning-starts", type=int, default=500, help="env steps before the first gradient step")
-    algorithm.add_argument("--start-e", type=float, default=1.0, help="epsilon at the start")
-    algorithm.add_argument("--end-e", type=float, default=0.01, help="epsilon after the decay (Nature's 0.1; the lecture: 0.01)")
-    algorithm.add_argument("--exploration-fraction", type=float, default=0.1, help="fraction of the run epsilon decays over")
-    algorithm.add_argument("--hidden-dim", type=int, default=64, help="units in each of the two hidden layers (the lecture: 128)")
-    algorithm.add_argument("--loss", choices=["mse", "huber"], default="mse",
-                           help="the lecture's squared error, or Huber (Nature's clipped error)")
-    algorithm.add_argument("--max-grad-norm", type=float, default=10.0, help="clip the gradient's norm (the lecture's 10)")
-    run = p.add_argument_group("run and logs")
-    run.add_argument("--seed", type=int, default=1, help="seeds the envs, the network and the replay sampling")
-    run.add_argument("--exp-name", default=SCRIPT[: -len(".py")], help="names the run folder runs/<env>__<exp-name>__<seed>__<time>")
-    run.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
-                     help="save the final network (and the kept model) in the run folder")
-    run.add_argument("--probe-states", type=int, default=1_000,
-                     help="states of a random policy on which train.csv follows mean and max Q, to see overestimation (0: off)")
-    run.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
-    run.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
-                     help="cudnn.deterministic on a GPU (the CPU is always deterministic)")
-    evaluation = p.add_argument_group("evaluation")
-    evaluation.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes that score the final models")
-    evaluation.add_argument("--check-frequency", type=int, default=5_000,
-                            help="env steps between greedy checks that keep the best model so far (0: keep the last)")
-    evaluation.add_argument("--check-episodes", type=int, default=10, help="episodes per check, seeded apart from the eval's")
-    evaluation.add_argument("--eval-model", metavar="PATH",
-                            help="evaluate a saved model and exit, with the settings in the args.json beside it")
-    evaluation.add_argument("--capture-video", action="store_true",
-                            help="record the final network's evaluation episodes to videos/<run_name>/")
-    args = p.parse_args(argv)
-    if args.eval_model:  # the run that saved the model gives the defaults; flags typed here still win
-        p.set_defaults(**saved_run_args(args.eval_model, known=vars(args)))
-        args = p.parse_args(argv)
-    check_args(args)
-    return args
-
-
-# ----------------------------------------------------------------------------------------- environment
-def make_envs(args):
-    if args.env_id.startswith("ALE/") or "NoFrameskip" in args.env_id:
-        fail(f"--env-id {args.env_id} is an Atari game: use dqn_atari.py")
-    try:
-        env = gym.make(args.env_id)  # one env first: its spaces and sizes are checked before --num-envs are built
-    except gym.error.DependencyNotInstalled as e:
-        fail(f"--env-id {args.env_id} needs a package that is not installed: {str(e).splitlines()[0]}")
-    except gym.error.Error as e:
-        fail(f"cannot make --env-id {args.env_id}: {e}")
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        fail(f"{args.env_id} has a {type(env.action_space).__name__} action space; DQN needs Discrete")
-    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
-        fail(f"{args.env_id} needs a flat Box observation space (a vector of numbers), got {env.observation_space}")
-    check_memory(args, env.observation_space.shape[0], env.action_space.n)
-    env.close()
-    # SAME_STEP autoreset: the step that ends an episode already returns the next episode's first
-    # observation, and the true last observation of the old one comes in info["final_obs"].
-    return gym.vector.SyncVectorEnv([lambda: gym.make(args.env_id) for _ in range(args.num_envs)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-
-
-def random_streams(seed):
-    """The agent's random stream and the training envs' seed, independent of each other, from one --seed.
-
-    np.random.default_rng(s) and an env reset with seed=s would be one and the same PCG64 stream (gymnasium seeds
-    with SeedSequence(s) too), so exploration would replay the env's own noise. SeedSequence(s).spawn gives
-    children whose streams are independent: one for the agent (exploration, replay sampling), one that seeds the
-    envs, one for the probe states. The env seed has 31 bits, so env i's seed (+ i) stays below the evaluation's
-    seeds, which start at 2**32 (episode_seed).
-    """
-    agent, envs, probe = np.random.SeedSequence(seed).spawn(3)
-    return np.random.default_rng(agent), int(envs.generate_state(1)[0] >> 1), np.random.default_rng(probe)
 
 
 # ----------------------------------------------------------------------------------------- network
@@ -163,10 +65,8 @@ class QNetwork(nn.Module):
 
 # ----------------------------------------------------------------------------------------- replay buffer
 class ReplayBuffer:
-    """A preallocated ring of numpy arrays: row i is one transition (s, a, r, s', terminated).
-
-    Writing overwrites the oldest rows once full; sampling is uniform over the rows written so far.
-    """
+    """A ring of preallocated numpy arrays, row i one transition (s, a, r, s', terminated): a new row overwrites the
+    oldest once full, and sampling is uniform over the rows written so far."""
 
     def __init__(self, capacity, obs_dim, rng):
         self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
@@ -176,17 +76,12 @@ class ReplayBuffer:
         self.terminated = np.zeros(capacity, dtype=np.float32)
         self.capacity, self.pos, self.size, self.rng = capacity, 0, 0, rng
 
-    @staticmethod
-    def bytes_needed(capacity, obs_dim):
-        return capacity * (2 * 4 * obs_dim + 8 + 4 + 4)  # obs and next_obs (float32), action, reward, terminated
-
-    def add(self, obs, actions, rewards, next_obs, terminated):
-        """Store one transition per env; the arguments hold one row per env."""
-        rows = (self.pos + np.arange(len(obs))) % self.capacity
-        self.obs[rows], self.actions[rows], self.rewards[rows] = obs, actions, rewards
-        self.next_obs[rows], self.terminated[rows] = next_obs, terminated
-        self.pos = (self.pos + len(obs)) % self.capacity
-        self.size = min(self.size + len(obs), self.capacity)
+    def add(self, obs, action, reward, next_obs, terminated):
+        row = self.pos
+        self.obs[row], self.actions[row], self.rewards[row] = obs, action, reward
+        self.next_obs[row], self.terminated[row] = next_obs, terminated
+        self.pos = (self.pos + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
 
     def sample(self, batch_size, device):
         rows = self.rng.integers(0, self.size, size=batch_size)
@@ -208,12 +103,6 @@ def learning_rate_at(args, global_step):
     return args.learning_rate * (1 - (global_step - decay_start) / (args.total_timesteps - decay_start))
 
 
-def due(global_step, num_envs, frequency):
-    """How many multiples of `frequency` fall among this vector step's env steps, global_step .. global_step +
-    num_envs - 1: so --train-frequency and --target-network-frequency count env steps, whatever --num-envs."""
-    return (global_step + num_envs - 1) // frequency - (global_step - 1) // frequency
-
-
 # ----------------------------------------------------------------------------------------- TD target
 def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
     """TD target of Mnih et al. 2015, Eq. (2): y = r + γ max_a' Q(s', a'; θ⁻), or y = r when s' is terminal.
@@ -233,77 +122,63 @@ def update_target_network(target_network, q_network, tau):
 
 
 # ----------------------------------------------------------------------------------------- training loop
-def train(args, envs, q_network, device, logs, best):
+def train(args, env, q_network, device, logs, best):
     rng, env_seed, probe_rng = random_streams(args.seed)
-    n_actions = envs.single_action_space.n
     target_network = copy.deepcopy(q_network)
+    # fused: Adam's update of every parameter in one kernel, the same numbers, fewer small operations
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps, fused=True)
-    rb = ReplayBuffer(args.buffer_size, envs.single_observation_space.shape[0], rng)
+    rb = ReplayBuffer(args.buffer_size, env.observation_space.shape[0], rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
-
     probe_obs = torch.from_numpy(probe_states(args.env_id, args.seed, args.probe_states, probe_rng)).to(device)
-    obs, _ = envs.reset(seed=env_seed)  # env i gets env_seed + i
-    episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
-    recent_returns = deque(maxlen=20)
-    start_time = time.time()
-    num_iterations = math.ceil(args.total_timesteps / args.num_envs)  # a last, partly extra step: none dropped
-    for iteration in range(num_iterations):
-        global_step = iteration * args.num_envs
-        # Epsilon-greedy acting (Algorithm 1): a random action with probability epsilon, else argmax_a Q(s, a).
+
+    obs, _ = env.reset(seed=env_seed)
+    episode_return, episode_length, recent_returns = 0.0, 0, deque(maxlen=20)
+    for global_step in range(args.total_timesteps):
+        # Epsilon-greedy (Algorithm 1): with probability epsilon a random action, else argmax_a Q(s, a).
         epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
-        random_actions = rng.integers(0, n_actions, size=args.num_envs)
-        explore = rng.random(args.num_envs) < epsilon
-        if explore.all():
-            actions = random_actions
+        random_action = rng.integers(env.action_space.n)  # drawn on every step: the same stream whatever Q says
+        if rng.random() < epsilon:
+            action = random_action
         else:
-            with torch.inference_mode():
-                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device))  # float64 envs too
-            actions = np.where(explore, random_actions, q_values.argmax(dim=1).cpu().numpy())
+            with torch.no_grad():  # a batch of one state (float64 envs too)
+                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
+            action = q_values.argmax(dim=1).item()
 
-        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
-
-        # The transition's s' is the observation that ended the episode, not the reset that follows it,
-        # so no stored transition ever crosses an episode boundary.
-        real_next_obs = next_obs.copy()
-        if "_final_obs" in infos:
-            for i in np.flatnonzero(infos["_final_obs"]):
-                real_next_obs[i] = infos["final_obs"][i]
+        next_obs, reward, terminated, truncated, _ = env.step(action)
         # Store `terminated`, not `terminated or truncated` (the lecture's `done`): a time-limit truncation
         # (CartPole's 500 steps) is not a terminal state of the MDP, so its target must still bootstrap.
-        rb.add(obs, actions, rewards, real_next_obs, terminations)
+        rb.add(obs, action, reward, next_obs, terminated)
         obs = next_obs
+        episode_return, episode_length = episode_return + reward, episode_length + 1
+        if terminated or truncated:  # the next episode starts here: no stored transition crosses the boundary
+            logs.episode(global_step + 1, episode_return, episode_length, epsilon)
+            recent_returns.append(episode_return)
+            obs, _ = env.reset()
+            episode_return, episode_length = 0.0, 0
 
-        episode_returns += rewards
-        episode_lengths += 1
-        for i in np.flatnonzero(terminations | truncations):
-            logs.episode(global_step + i + 1, episode_returns[i], episode_lengths[i], epsilon)
-            recent_returns.append(episode_returns[i])
-            episode_returns[i], episode_lengths[i] = 0, 0
+        if global_step >= args.learning_starts and global_step % args.train_frequency == 0:
+            if args.anneal_lr:
+                optimizer.param_groups[0]["lr"] = learning_rate_at(args, global_step)
+            obs_b, actions_b, rewards_b, next_obs_b, terminated_b = rb.sample(args.batch_size, device)
+            td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, args.gamma)
+            q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
+            loss = loss_fn(q_taken, td_target)  # Eq. (3): (y - Q(s, a; θ))², or Huber with --loss huber
+            if not torch.isfinite(loss):
+                logs.fault(f"loss became {loss.item()} at global step {global_step}; stopping the run")
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+            optimizer.step()
+            logs.train_step(global_step, loss, q_taken, q_network, probe_obs)
 
-        if global_step >= args.learning_starts:
-            for _ in range(due(global_step, args.num_envs, args.train_frequency)):
-                if args.anneal_lr:
-                    optimizer.param_groups[0]["lr"] = learning_rate_at(args, global_step)
-                obs_b, actions_b, rewards_b, next_obs_b, terminated_b = rb.sample(args.batch_size, device)
-                td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, args.gamma)
-                q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
-                loss = loss_fn(q_taken, td_target)  # Eq. (3): (y - Q(s, a; θ))², or Huber with --loss huber
-                if not torch.isfinite(loss):
-                    logs.fault(f"loss became {loss.item()} at global step {global_step}; stopping the run")
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
-                optimizer.step()
-                logs.train_step(global_step, loss, q_taken, q_network, probe_obs)
+        # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
+        if global_step >= args.learning_starts and global_step % args.target_network_frequency == 0:
+            update_target_network(target_network, q_network, args.tau)
 
-            # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
-            for _ in range(due(global_step, args.num_envs, args.target_network_frequency)):
-                update_target_network(target_network, q_network, args.tau)
-
-        steps_done = global_step + args.num_envs
-        if args.check_frequency and (due(global_step + 1, args.num_envs, args.check_frequency) or iteration == num_iterations - 1):
+        steps_done = global_step + 1
+        if args.check_frequency and (steps_done % args.check_frequency == 0 or steps_done == args.total_timesteps):
             best.check(q_network, steps_done, logs)  # every --check-frequency steps, and the last model competes too
-        logs.progress(steps_done, epsilon, recent_returns, start_time)
+        logs.progress(steps_done, epsilon, recent_returns)
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -316,24 +191,28 @@ def episode_seed(seed, episode, check_step=None):
 
 
 def evaluate(q_network, env_id, seeds, device, max_episode_steps=None, video_dir=None):
-    """Greedy policy argmax_a Q(s, a), no exploration: one episode per env seed in `seeds`.
-
-    The episodes run side by side, so one forward pass picks the actions of all those still going.
-    """
-    envs = [make_eval_env(env_id, max_episode_steps, video_dir, i) for i in range(len(seeds))]
+    """Greedy policy argmax_a Q(s, a), no exploration: one episode per env seed in `seeds`, side by side (one
+    forward pass picks the actions of all those still going); with `video_dir`, an mp4 of each episode."""
+    envs = [gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array" if video_dir else None)
+            for _ in seeds]
     try:
         obs = np.stack([env.reset(seed=seed)[0] for seed, env in zip(seeds, envs)])
+        frames = [[env.render()] if video_dir else [] for env in envs]
         returns, running = np.zeros(len(seeds)), np.ones(len(seeds), dtype=bool)
         while running.any():
-            with torch.inference_mode():
-                actions = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(dim=1).cpu().numpy()
+            with torch.no_grad():
+                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device))
+            actions = q_values.argmax(dim=1).cpu().numpy()
             for i in np.flatnonzero(running):
                 obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
                 returns[i] += reward
                 running[i] = not (terminated or truncated)
+                frames[i] += [envs[i].render()] if video_dir else []
     finally:
         for env in envs:
             env.close()
+    if video_dir:
+        write_videos(frames, video_dir, envs[0].metadata.get("render_fps", 30))
     return returns
 
 
@@ -354,14 +233,9 @@ def probe_states(env_id, seed, count, rng):
 
 
 class BestModel:
-    """Keeps the weights that scored best on greedy check episodes during training (like SB3's EvalCallback).
-
-    DQN on CartPole can fall back late in training (measured here: the cart drifts off the track after
-    200-450 steps), and where the run stops in that cycle is luck. A drifting policy often still reaches
-    the 500-step limit, so a check plays each episode for twice the env's time limit, long enough for the
-    drift to show. The check episodes are seeded apart from the final evaluation's, so the kept model is
-    chosen on other episodes than the ones it is scored on, and the final model is always scored beside it.
-    """
+    """Keeps the weights that scored best on greedy check episodes (like SB3's EvalCallback), reported beside the
+    final network. A check plays twice the env's time limit: a policy whose cart drifts off the track after 200-450
+    steps often still reaches CartPole's 500. Its episodes are seeded apart from the final evaluation's."""
 
     def __init__(self, q_network, env_id, episodes, seed, device):
         self.env_id, self.episodes, self.seed, self.device = env_id, episodes, seed, device
@@ -378,13 +252,78 @@ class BestModel:
         logs.check(global_step, score, self.episodes, kept)
 
 
-# ----------------------------------------------------------------------------------------- plumbing
-# Argument checks, the video recorder, logs, model files and main(): what runs the lesson above.
+# ========================================================================================= plumbing
+# What runs the lesson above: flags and their checks, seeds, logs, model files, signals and main().
+
+def parse_args(argv=None):
+    p = ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter, allow_abbrev=False,
+                       epilog=f"examples:\n  python {SCRIPT} --seed 1\n  python {SCRIPT} --env-id Acrobot-v1\n"
+                              f"  python {SCRIPT} --eval-model runs/<run>/{SCRIPT[:-3]}.pt --capture-video")
+    positive_int, count, positive = number(int, 0), number(int, 0, low_in=True), number(float, 0)
+    probability, fraction = number(float, 0, 1, low_in=True), number(float, 0, 1)
+    g = p.add_argument_group("algorithm")
+    g.add_argument("--env-id", default="CartPole-v1", help="any env with a flat Box observation and Discrete actions")
+    g.add_argument("--total-timesteps", type=number(int, 0, 2**31, high_in=False), default=50_000, help="env steps")
+    g.add_argument("--learning-rate", type=positive, default=1e-3, help="Adam's step size (the lecture: 1e-4)")
+    g.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
+                   help="decay the learning rate linearly to 0 at the end of the run (Nature: constant)")
+    g.add_argument("--anneal-lr-start", type=number(float, 0, 1, low_in=True, high_in=False), default=0.0,
+                   help="with --anneal-lr: the fraction of the run before the decay starts")
+    g.add_argument("--adam-eps", type=positive, default=1e-4, help="Adam's epsilon (PyTorch's default: 1e-8)")
+    g.add_argument("--buffer-size", type=positive_int, default=100_000, help="replay memory, in transitions")
+    g.add_argument("--batch-size", type=positive_int, default=128, help="transitions per gradient step (lecture: 64)")
+    g.add_argument("--gamma", type=probability, default=0.99, help="discount factor")
+    g.add_argument("--tau", type=fraction, default=1.0, help="target update rate: 1 = a hard copy, < 1 = Polyak")
+    g.add_argument("--target-network-frequency", type=positive_int, default=50,
+                   help="env steps between target updates (the lecture: 1000 gradient steps)")
+    g.add_argument("--train-frequency", type=positive_int, default=2,
+                   help="env steps between gradient steps (Nature's 4; the lecture: every step)")
+    g.add_argument("--learning-starts", type=count, default=500, help="env steps before the first gradient step")
+    g.add_argument("--start-e", type=probability, default=1.0, help="epsilon at the start")
+    g.add_argument("--end-e", type=probability, default=0.01, help="epsilon after the decay (Nature: 0.1)")
+    g.add_argument("--exploration-fraction", type=fraction, default=0.1, help="fraction of the run epsilon decays over")
+    g.add_argument("--hidden-dim", type=positive_int, default=64, help="units in each hidden layer (the lecture: 128)")
+    g.add_argument("--loss", choices=["mse", "huber"], default="mse", help="the lecture's squared error, or Huber")
+    g.add_argument("--max-grad-norm", type=positive, default=10.0, help="clip the gradient's norm (the lecture: 10)")
+    g = p.add_argument_group("run and logs")
+    g.add_argument("--seed", type=number(int, 0, 2**32, low_in=True, high_in=False), default=1, help="seeds it all")
+    g.add_argument("--exp-name", default=SCRIPT[:-3], help="names the run folder runs/<env>__<exp-name>__<seed>__<time>")
+    g.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
+                   help="save the final network (and the kept model) in the run folder")
+    g.add_argument("--probe-states", type=count, default=1_000, help="random-policy states whose Q train.csv follows")
+    g.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
+    g.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
+                   help="cudnn.deterministic on a GPU (the CPU is always deterministic)")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--eval-episodes", type=positive_int, default=10, help="greedy episodes that score the models")
+    g.add_argument("--check-frequency", type=count, default=5_000, help="env steps between greedy checks (0: none)")
+    g.add_argument("--check-episodes", type=positive_int, default=10, help="episodes per check, seeded apart")
+    g.add_argument("--eval-model", metavar="PATH", help="evaluate a saved model with its run's settings, and exit")
+    g.add_argument("--capture-video", action="store_true", help="mp4s of the evaluation episodes in videos/<run>/")
+    args = p.parse_args(argv)
+    if args.eval_model:  # the run that saved the model gives the defaults; flags typed here still win
+        p.set_defaults(**saved_run_args(args.eval_model, known=vars(args)))
+        args = p.parse_args(argv)
+    if args.batch_size > args.buffer_size:
+        fail(f"--batch-size ({args.batch_size}) cannot exceed --buffer-size ({args.buffer_size})")
+    return args
+
+
+def number(kind, low, high=math.inf, low_in=False, high_in=True):
+    """An argparse type: a finite int or float above `low` (or at it: low_in) and up to `high` (not at it: high_in)."""
+    def parse(text):
+        value = kind(text)  # a ValueError here is argparse's "invalid int value"
+        if not (math.isfinite(value) and (low <= value if low_in else low < value)
+                and (value <= high if high_in else value < high)):
+            ends = "([" [low_in] + f"{low}, {high}" + ")]"[high_in] if high < math.inf else f">{'=' * low_in} {low}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {'in ' * (high < math.inf)}{ends}, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's own complaints (an unknown flag, "abc" for a number) end in one `error:` line too."""
-
-    def error(self, message):
+    def error(self, message):  # argparse's own complaints (an unknown flag, "abc" for a number): one line too
         fail(message)
 
 
@@ -392,80 +331,56 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     """--help shows every flag's default, and the example commands as they are written."""
 
 
-def fail(message):
-    """Bad input ends the run with one line and exit code 2, as argparse does, never with a traceback."""
+def fail(message):  # bad input: one line and exit code 2, as argparse does, never a traceback
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+def random_streams(seed):
+    """From one --seed, three independent streams (SeedSequence.spawn): the agent's (exploration, replay sampling),
+    the training env's seed (31 bits: below the evaluation's, see episode_seed) and the probe's. np.random.default_rng(s)
+    and an env reset with seed=s would be one and the same stream: exploration would replay the env's own noise."""
+    agent, env, probe = np.random.SeedSequence(seed).spawn(3)
+    return np.random.default_rng(agent), int(env.generate_state(1)[0] >> 1), np.random.default_rng(probe)
 
 
-def check_args(args):
-    for name, value in vars(args).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            fail(f"--{name.replace('_', '-')} must be a finite number, got {value}")
-    positive = ["total_timesteps", "num_envs", "learning_rate", "adam_eps", "buffer_size", "batch_size",
-                "target_network_frequency", "train_frequency", "hidden_dim", "max_grad_norm", "eval_episodes",
-                "check_episodes"]
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if not 0 <= args.anneal_lr_start < 1:
-        fail(f"--anneal-lr-start must be in [0, 1), got {args.anneal_lr_start}")
-    for name in ["learning_starts", "check_frequency", "probe_states"]:
-        if getattr(args, name) < 0:
-            fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if not 0 <= args.seed < 2**32:
-        fail(f"--seed must be in [0, 2**32 - 1] (numpy's seeding range), got {args.seed}")
-    if args.total_timesteps < args.num_envs:
-        fail(f"--total-timesteps ({args.total_timesteps}) must be at least --num-envs ({args.num_envs})")
-    if args.total_timesteps >= 2**31:
-        fail(f"--total-timesteps must be below 2**31, got {args.total_timesteps}")
-    if args.batch_size > args.buffer_size:
-        fail(f"--batch-size ({args.batch_size}) cannot exceed --buffer-size ({args.buffer_size})")
-    for name in ["gamma", "start_e", "end_e"]:
-        if not 0 <= getattr(args, name) <= 1:
-            fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
-    for name in ["tau", "exploration_fraction"]:
-        if not 0 < getattr(args, name) <= 1:
-            fail(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
-    if args.total_timesteps % args.num_envs and not args.eval_model:
-        steps = math.ceil(args.total_timesteps / args.num_envs) * args.num_envs
-        print(f"note: --total-timesteps {args.total_timesteps} is not a multiple of --num-envs {args.num_envs}; "
-              f"running {steps} steps", file=sys.stderr)
+def make_env(args):
+    if args.env_id.startswith("ALE/") or "NoFrameskip" in args.env_id:
+        fail(f"--env-id {args.env_id} is an Atari game: use dqn_atari.py")
+    try:
+        env = gym.make(args.env_id)
+    except gym.error.DependencyNotInstalled as e:
+        fail(f"--env-id {args.env_id} needs a package that is not installed: {str(e).splitlines()[0]}")
+    except gym.error.Error as e:
+        fail(f"cannot make --env-id {args.env_id}: {e}")
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        fail(f"{args.env_id} has a {type(env.action_space).__name__} action space; DQN needs Discrete")
+    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+        fail(f"{args.env_id} needs a flat Box observation space (a vector of numbers), got {env.observation_space}")
+    check_memory(args, memory_needed(args, env.observation_space.shape[0], env.action_space.n))
+    return env
 
 
 def memory_needed(args, obs_dim, n_actions):
-    """Bytes the run will hold, by the size flag that asks for them, from the shapes alone (nothing is allocated)."""
+    """Bytes the run will hold, by the flag that asks for them, from the shapes alone (nothing is allocated)."""
     with torch.device("meta"):  # the network's parameter count at this width, without its weights
         params = sum(p.numel() for p in QNetwork(obs_dim, n_actions, args.hidden_dim).parameters())
-    env_bytes = 4_000  # one classic-control env (CartPole measured: about 2.5 KB)
-    return {"buffer_size": ReplayBuffer.bytes_needed(args.buffer_size, obs_dim),
-            "hidden_dim": 7 * 4 * params,  # online, target, gradient, Adam's two moments, kept and final weights
-            "batch_size": 4 * args.batch_size * (2 * obs_dim + 8 * args.hidden_dim),  # a batch and its activations
-            "num_envs": env_bytes * args.num_envs, "eval_episodes": env_bytes * args.eval_episodes,
-            "check_episodes": env_bytes * args.check_episodes, "probe_states": (4 * obs_dim + 128) * args.probe_states}
+    return {"buffer-size": args.buffer_size * (2 * 4 * obs_dim + 8 + 4 + 4),  # the buffer's five arrays
+            "hidden-dim": 7 * 4 * params,  # online, target, gradient, Adam's two moments, kept and final weights
+            "batch-size": 4 * args.batch_size * (2 * obs_dim + 8 * args.hidden_dim),  # a batch and its activations
+            "eval-episodes": 4_000 * args.eval_episodes, "check-episodes": 4_000 * args.check_episodes,  # an env each
+            "probe-states": (4 * obs_dim + 128) * args.probe_states}
 
 
-def check_memory(args, obs_dim, n_actions):
-    """Refuse at once a size that cannot fit in memory (not after minutes of allocating, nor by the OOM killer),
-    naming the flag and the largest value of it that would fit beside the rest."""
+def check_memory(args, need):
+    """Refuse at once a size that cannot fit in memory (not after minutes of allocating), naming its flag."""
     try:
         with open("/proc/meminfo") as f:
             available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
     except (OSError, StopIteration):
         return  # not Linux: no cheap way to ask
-    need = memory_needed(args, obs_dim, n_actions)
-    if sum(need.values()) <= available:
-        return
-    flag = max(need, key=need.get)
-    low, high = 0, getattr(args, flag)  # bisect for the largest value that fits
-    while low < high:
-        middle = (low + high + 1) // 2
-        if sum(memory_needed(argparse.Namespace(**{**vars(args), flag: middle}), obs_dim, n_actions).values()) <= available:
-            low = middle
-        else:
-            high = middle - 1
-    fail(f"--{flag.replace('_', '-')} {getattr(args, flag)} needs {need[flag] / 1e9:,.1f} GB of memory but "
-         f"{available / 1e9:.1f} GB is available" + (f"; at most {low:,} fits" if low else ""))
+    if sum(need.values()) > available:
+        flag = max(need, key=need.get)
+        fail(f"--{flag} {getattr(args, flag.replace('-', '_'))} needs {need[flag] / 1e9:,.1f} GB of memory but "
+             f"{available / 1e9:.1f} GB is available")
 
 
 def saved_run_args(model_path, known):
@@ -484,98 +399,78 @@ def saved_run_args(model_path, known):
     return {name: value for name, value in saved.items() if name in known and name not in ("eval_model", "capture_video")}
 
 
-def make_eval_env(env_id, max_episode_steps, video_dir, index):
-    """One evaluation env; with a video folder, an mp4 of its episode is written there (pygame draws, moviepy writes)."""
-    if video_dir is None:
-        return gym.make(env_id, max_episode_steps=max_episode_steps)  # None: the env's own time limit
-    try:
-        import moviepy  # noqa: F401  (RecordVideo writes mp4 files with it)
-        import pygame  # noqa: F401  (classic-control envs draw their frames with it)
-    except ImportError:
-        fail("--capture-video needs pygame and moviepy: pip install -r requirements.txt")
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no screen needed
-    env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array")
-    with warnings.catch_warnings():  # one folder for all the episodes: not a mistake, so not a warning
-        warnings.simplefilter("ignore")
-        return RecordVideo(env, video_dir, name_prefix=f"eval-{index}", disable_logger=True)
-
-
-class RecordVideo(gym.wrappers.RecordVideo):
-    """gymnasium's recorder, at the env's own frame rate (CartPole: 50 fps) with every frame. Its moviepy writer
-    counts the frames as duration x fps in floating point and drops the last one of some lengths (n / 50 x 50 can
-    fall just below n), so the mp4 is written with imageio-ffmpeg (it comes with moviepy), frame by frame."""
-
-    def stop_recording(self):
-        import imageio_ffmpeg
-        if self.recorded_frames:
-            height, width = self.recorded_frames[0].shape[:2]
-            path = os.path.join(self.video_folder, f"{self._video_name}.mp4")
-            writer = imageio_ffmpeg.write_frames(path, (width, height), fps=self.frames_per_sec, macro_block_size=1)
-            writer.send(None)  # starts ffmpeg
-            for frame in self.recorded_frames:
-                writer.send(np.ascontiguousarray(frame))
-            writer.close()
-        self.recorded_frames, self.recording, self._video_name = [], False, None
+def write_videos(frames, video_dir, fps):
+    """One mp4 per episode at the env's own frame rate (CartPole: 50 fps), every frame: pygame draws them,
+    imageio-ffmpeg (it comes with moviepy) writes them."""
+    import imageio_ffmpeg
+    os.makedirs(video_dir, exist_ok=True)
+    for i, episode in enumerate(frames):
+        height, width = episode[0].shape[:2]
+        writer = imageio_ffmpeg.write_frames(os.path.join(video_dir, f"episode-{i:03d}.mp4"), (width, height), fps=fps,
+                                             macro_block_size=1)
+        writer.send(None)  # starts ffmpeg
+        for frame in episode:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
 
 
 class Logs:
-    """runs/<run_name>/: args.json, episodes.csv, train.csv, checks.csv, eval.json; progress lines on stdout.
+    """runs/<run>/: args.json; episodes.csv, train.csv, checks.csv (line-buffered: a run can be plotted while it goes);
+    the same numbers as TensorBoard events under CleanRL's tags (`tensorboard --logdir runs`); progress on stdout."""
 
-    The CSV files are line-buffered: every row is on disk when written, so a run can be plotted while it goes.
-    The same numbers go to TensorBoard event files under CleanRL's tags: `tensorboard --logdir runs`.
-    """
+    COLUMNS = {"episodes": {"episodic_return": "charts/episodic_return", "episodic_length": "charts/episodic_length",
+                            "epsilon": "charts/epsilon", "elapsed_s": None},
+               "train": {"loss": "losses/td_loss", "q_values": "losses/q_values", "sps": "charts/SPS",
+                         "probe_q_mean": "charts/probe_q_mean", "probe_q_max": "charts/probe_q_max"},
+               "checks": {"score": "charts/check_score", "kept": None, "elapsed_s": None}}  # CSV column: its tag
 
     def __init__(self, run_dir, args, train_log_every=1_000):
         from torch.utils.tensorboard import SummaryWriter  # imported here: only a training run writes events
         with open(os.path.join(run_dir, "args.json"), "w") as f:
             json.dump({**vars(args), "script": SCRIPT}, f, indent=2)
-        self.writer = SummaryWriter(run_dir)
-        self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(
-            f"|{name}|{value}|" for name, value in vars(args).items()))
         self.files = {name: open(os.path.join(run_dir, f"{name}.csv"), "w", newline="", buffering=1)
-                      for name in ["episodes", "train", "checks"]}
-        self.episodes_csv, self.train_csv, self.checks_csv = (csv.writer(f) for f in self.files.values())
-        self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon", "elapsed_s"])
-        self.train_csv.writerow(["global_step", "loss", "q_values", "sps", "probe_q_mean", "probe_q_max"])
-        self.checks_csv.writerow(["global_step", "score", "kept", "elapsed_s"])
-        self.total = math.ceil(args.total_timesteps / args.num_envs) * args.num_envs
-        self.print_every = min(10_000, math.ceil(self.total / 10))  # every 10% of the run, every 10,000 steps
+                      for name in self.COLUMNS}
+        self.csv = {name: csv.writer(self.files[name]) for name in self.COLUMNS}
+        for name, columns in self.COLUMNS.items():
+            self.csv[name].writerow(["global_step", *columns])
+        self.writer = SummaryWriter(run_dir)
+        self.total, self.print_every = args.total_timesteps, min(10_000, math.ceil(args.total_timesteps / 10))
         self.train_log_every, self.next_train_log, self.next_print = train_log_every, 0, self.print_every
         self.start_time = time.time()
 
+    def row(self, name, global_step, *values):
+        self.csv[name].writerow([global_step, *values])
+        for tag, value in zip(self.COLUMNS[name].values(), values):
+            if tag:
+                self.writer.add_scalar(tag, value, global_step)
+
     def episode(self, global_step, episodic_return, episodic_length, epsilon):
-        self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4),
-                                    round(time.time() - self.start_time, 2)])
-        for tag, value in [("episodic_return", episodic_return), ("episodic_length", episodic_length), ("epsilon", epsilon)]:
-            self.writer.add_scalar(f"charts/{tag}", value, global_step)
+        self.row("episodes", global_step, episodic_return, episodic_length, round(epsilon, 4), self.elapsed()[0])
 
     def train_step(self, global_step, loss, q_taken, q_network, probe_obs):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
-            sps = global_step / max(time.time() - self.start_time, 1e-9)
-            with torch.inference_mode():
+            with torch.no_grad():
                 probe_q = q_network(probe_obs) if len(probe_obs) else torch.full((1,), float("nan"))
-            row = [global_step, loss.item(), q_taken.mean().item(), int(sps), probe_q.mean().item(), probe_q.max().item()]
-            self.train_csv.writerow(row)
-            for tag, value in zip(["losses/td_loss", "losses/q_values", "charts/SPS", "charts/probe_q_mean",
-                                   "charts/probe_q_max"], row[1:]):
-                self.writer.add_scalar(tag, value, global_step)
+            self.row("train", global_step, loss.item(), q_taken.mean().item(), int(self.elapsed(global_step)[1]),
+                     probe_q.mean().item(), probe_q.max().item())
             self.next_train_log = global_step + self.train_log_every
 
     def check(self, global_step, score, episodes, kept):
-        self.checks_csv.writerow([global_step, score, int(kept), round(time.time() - self.start_time, 2)])
-        self.writer.add_scalar("charts/check_score", score, global_step)
-        print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy episodes" + ("  (kept)" if kept else ""),
-              flush=True)
+        self.row("checks", global_step, score, int(kept), self.elapsed()[0])
+        print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy episodes" + ("  (kept)" if kept else ""), flush=True)
 
-    def progress(self, global_step, epsilon, recent_returns, start_time):
+    def progress(self, global_step, epsilon, recent_returns):
         if global_step >= self.next_print or global_step >= self.total:
-            elapsed = time.time() - start_time
-            sps = global_step / max(elapsed, 1e-9)
-            eta = (self.total - global_step) / max(sps, 1e-9)
+            sps = self.elapsed(global_step)[1]
             mean_return = f"{np.mean(recent_returns):7.1f}" if recent_returns else "      -"
-            print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {eta:5.0f}s | "
-                  f"return (last {len(recent_returns)}) {mean_return} | epsilon {epsilon:.3f}", flush=True)
+            print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {(self.total - global_step) / sps:5.0f}s "
+                  f"| return (last {len(recent_returns)}) {mean_return} | epsilon {epsilon:.3f}", flush=True)
             self.next_print = global_step + self.print_every
+
+    def elapsed(self, global_step=0):
+        """Seconds since the start (rounded, for the CSVs), and env steps per second (SPS) at `global_step`."""
+        seconds = time.time() - self.start_time
+        return round(seconds, 2), global_step / max(seconds, 1e-9)
 
     def fault(self, message):
         self.close()
@@ -608,107 +503,88 @@ def load_model(q_network, path):
     q_network.load_state_dict(state_dict)
 
 
-def print_summary(run_dir, args, eval_result, best):
-    """The end of a run: the headline number and what it is, the files written, how to look again."""
-    model_file = os.path.join(run_dir, f"{args.exp_name}.pt")
-    script = os.path.relpath(__file__)  # so the commands below run as printed from where this run started
-    plot = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "plot_results.py"))
-    print(f"result: {eval_result['final_mean']:.1f} ± {eval_result['final_std']:.1f} over {args.eval_episodes} greedy "
-          "episodes: the final network")
-    if "kept_mean" in eval_result:  # the best greedy check: a model chosen by its score, so reported beside
-        print(f"        the kept model (step {best.step}, {best.score:.1f} on {args.check_episodes} check episodes): "
-              f"{eval_result['kept_mean']:.1f} ± {eval_result['kept_std']:.1f} on the same episodes")
-    print(f"files:  {run_dir}/ ({', '.join(sorted(os.listdir(run_dir)))})")
-    print(f"plot:   python {plot} {run_dir}")
-    if args.save_model:
-        print(f"again:  python {script} --eval-model {model_file}")
-        print(f"video:  python {script} --eval-model {model_file} --capture-video")
-
-
 class Terminated(Exception):
     """SIGTERM, as a scheduler sends it (SLURM at a time limit or a preemption): the run stops as on Ctrl-C."""
 
-
-def on_sigterm(signum, frame):
-    raise Terminated
-
-
-def stop_reason(stop):
-    return (143, "terminated (SIGTERM)") if isinstance(stop, Terminated) else (130, "interrupted (Ctrl-C)")
+    @staticmethod
+    def raise_it(signum, frame):
+        raise Terminated
 
 
 def new_run_dir(run_name):
     """Makes runs/<run_name>/ and returns its name; a run started in the same second under the same name (the tasks
     of an array job) gets runs/<run_name>_2/, _3, ..., never another run's folder."""
-    name, copies = run_name, 1
-    while True:
+    for name in [run_name, *(f"{run_name}_{copies}" for copies in range(2, 10_000))]:
         try:
             os.makedirs(os.path.join("runs", name))
             return name
         except FileExistsError:
-            copies += 1
-            name = f"{run_name}_{copies}"
+            pass
 
 
-def save_file(write, path):
+def save_file(path, obj):
     """Writes aside, then renames: a full disk or a kill mid-write never leaves a damaged file under `path`."""
-    tmp_path = "{}.tmp{}".format(*os.path.splitext(path))  # q_table.tmp.npy: np.save adds .npy to other names
+    tmp_path = "{}.tmp{}".format(*os.path.splitext(path))
     try:
-        write(tmp_path)
+        if path.endswith(".json"):
+            with open(tmp_path, "w") as f:
+                json.dump(obj, f, indent=2, allow_nan=False)
+        else:
+            torch.save(obj, tmp_path)
         os.replace(tmp_path, path)
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
 
 
-def write_json(obj, path):
-    def write(tmp_path):
-        with open(tmp_path, "w") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-    save_file(write, path)
-
-
-def train_and_report(args, envs, q_network, device, eval_seeds, run_name):
-    run_dir = os.path.join("runs", run_name)
+def train_and_report(args, env, q_network, device, eval_seeds, run_name):
+    run_dir, stop = os.path.join("runs", run_name), None
+    best = BestModel(q_network, args.env_id, args.check_episodes, args.seed, device)
     try:
         logs = Logs(run_dir, args)
-        best = BestModel(q_network, args.env_id, args.check_episodes, args.seed, device)
         print(f"run {run_name}: logs in {run_dir}/")
-        stop = None
         try:
-            train(args, envs, q_network, device, logs, best)
-        except (KeyboardInterrupt, Terminated) as e:
-            stop = e
+            train(args, env, q_network, device, logs, best)
+        except (KeyboardInterrupt, Terminated) as signalled:  # the models are saved first, then main() says so
+            stop = signalled
         finally:
             logs.close()
     finally:
-        envs.close()
+        env.close()
 
-    # The run reports its final network (the online weights after the last gradient step), as CleanRL and SB3 do;
-    # the model the checks kept (the last model competes too) is saved and scored beside it.
-    final_weights = copy.deepcopy(q_network.state_dict())
-    kept = args.check_frequency and best.step
+    # The run reports its final network (the online weights after the last gradient step), as CleanRL and SB3
+    # do; the model the checks kept (the last model competes too) is saved and scored beside it.
+    final_weights, kept = copy.deepcopy(q_network.state_dict()), bool(args.check_frequency and best.step)
+    model_file = os.path.join(run_dir, f"{args.exp_name}.pt")
     if args.save_model:
-        save_file(lambda path: torch.save(final_weights, path), os.path.join(run_dir, f"{args.exp_name}.pt"))
+        save_file(model_file, final_weights)
         if kept:
-            save_file(lambda path: torch.save(best.weights, path), os.path.join(run_dir, f"{args.exp_name}_kept.pt"))
+            save_file(os.path.join(run_dir, f"{args.exp_name}_kept.pt"), best.weights)
     if stop is not None:
-        code, what = stop_reason(stop)
-        print(f"{what}: logs are complete up to here" + (", the model is saved" if args.save_model else ""), file=sys.stderr)
-        sys.exit(code)
-
-    # The same evaluation episodes score the final network and, beside it, the model the checks kept.
+        raise stop
     video_dir = f"videos/{run_name}" if args.capture_video else None
     final_returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
     result = {"final_returns": final_returns.tolist(), "final_mean": final_returns.mean(), "final_std": final_returns.std()}
-    if kept:
+    if kept:  # the same evaluation episodes score the model the checks kept
         q_network.load_state_dict(best.weights)
         kept_returns = evaluate(q_network, args.env_id, eval_seeds, device)
         result.update(kept_returns=kept_returns.tolist(), kept_mean=kept_returns.mean(), kept_std=kept_returns.std(),
                       kept_step=best.step, kept_check_score=best.score)
         q_network.load_state_dict(final_weights)
-    write_json(result, os.path.join(run_dir, "eval.json"))
-    print_summary(run_dir, args, result, best)
+    save_file(os.path.join(run_dir, "eval.json"), result)
+
+    script = os.path.relpath(__file__)  # the commands below run as printed from where this run started
+    plot = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "plot_results.py"))
+    print(f"result: {result['final_mean']:.1f} ± {result['final_std']:.1f} over {args.eval_episodes} greedy "
+          "episodes: the final network")
+    if kept:  # the best greedy check: a model chosen by its score, so reported beside
+        print(f"        the kept model (step {best.step}, {best.score:.1f} on {args.check_episodes} check episodes): "
+              f"{result['kept_mean']:.1f} ± {result['kept_std']:.1f} on the same episodes")
+    print(f"files:  {run_dir}/ ({', '.join(sorted(os.listdir(run_dir)))})")
+    print(f"plot:   python {plot} {run_dir}")
+    if args.save_model:
+        print(f"again:  python {script} --eval-model {model_file}")
+        print(f"video:  python {script} --eval-model {model_file} --capture-video")
     if video_dir:
         print(f"        videos of the final network: {video_dir}/")
     return final_returns
@@ -716,6 +592,12 @@ def train_and_report(args, envs, q_network, device, eval_seeds, run_name):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.capture_video:
+        try:
+            import imageio_ffmpeg, pygame  # noqa: F401,E401  (pygame draws classic-control frames, imageio writes)
+        except ImportError:
+            fail("--capture-video needs pygame and moviepy: pip install -r requirements.txt")
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no screen needed
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
@@ -725,11 +607,11 @@ def main(argv=None):
     if device.type == "cpu":
         torch.set_num_threads(1)  # a small MLP does not gain from more threads (benchmarks/)
 
-    envs = make_envs(args)
-    q_network = QNetwork(envs.single_observation_space.shape[0], envs.single_action_space.n, args.hidden_dim).to(device)
+    env = make_env(args)
+    q_network = QNetwork(env.observation_space.shape[0], env.action_space.n, args.hidden_dim).to(device)
     eval_seeds = [episode_seed(args.seed, episode) for episode in range(args.eval_episodes)]
     if args.eval_model:
-        envs.close()
+        env.close()
         load_model(q_network, args.eval_model)
         q_network.to(device)
         video_dir = f"videos/{os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))}-eval"
@@ -739,18 +621,18 @@ def main(argv=None):
             print(f"video:  {video_dir}/")
         return returns
 
-    signal.signal(signal.SIGTERM, on_sigterm)  # a scheduler's stop ends the run as Ctrl-C does
+    signal.signal(signal.SIGTERM, Terminated.raise_it)  # a scheduler's stop ends the run as Ctrl-C does
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     try:
         run_name = new_run_dir(run_name)
-        return train_and_report(args, envs, q_network, device, eval_seeds, run_name)
+        return train_and_report(args, env, q_network, device, eval_seeds, run_name)
     except OSError as e:  # no space left, no permission: which file and why; what was written stays as it is
-        envs.close()
+        env.close()
         print(f"error: cannot write {e.filename or f'runs/{run_name}/'}: {e.strerror or e}", file=sys.stderr)
         sys.exit(1)
-    except (KeyboardInterrupt, Terminated) as stop:  # during the final evaluation: the logs and models are written
-        code, what = stop_reason(stop)
-        print(f"{what} during the final evaluation: logs and models are saved, eval.json is not", file=sys.stderr)
+    except (KeyboardInterrupt, Terminated) as stop:  # one way out for both signals, the logs and models written
+        code, what = (143, "terminated (SIGTERM)") if isinstance(stop, Terminated) else (130, "interrupted (Ctrl-C)")
+        print(f"{what}: logs are complete up to here" + (", the model is saved" * args.save_model), file=sys.stderr)
         sys.exit(code)
 
 

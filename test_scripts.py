@@ -584,10 +584,10 @@ def test_td_target_bootstraps_on_truncation_not_on_termination(dqn):
 
 
 def test_loop_stores_terminated_not_truncated_and_never_crosses_an_episode(dqn, tmp_path, monkeypatch):
-    """Run the real loop on CartPole with a 12-step limit and two envs; inspect every stored transition."""
-    import gymnasium as gym
-    gym.register("ShortCartPole-v1", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
-                 max_episode_steps=12)
+    """Run the real loop on CartPole with a 12-step limit; inspect every stored transition."""
+    if "ShortCartPole-v1" not in gym.registry:
+        gym.register("ShortCartPole-v1", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
+                     max_episode_steps=12)
     stored, original_add = [], dqn.ReplayBuffer.add
 
     def recording_add(self, *row):
@@ -595,24 +595,21 @@ def test_loop_stores_terminated_not_truncated_and_never_crosses_an_episode(dqn, 
         original_add(self, *row)
     monkeypatch.setattr(dqn.ReplayBuffer, "add", recording_add)
     monkeypatch.chdir(tmp_path)
-    dqn.main(["--env-id", "ShortCartPole-v1", "--num-envs", "2", *map(str, TINY)])
-    assert len(stored) == 600 // 2  # one row per env per step: no extra rows for autoresets
-    truncations = terminations = 0
-    for env_idx in range(2):
-        length = 0
-        for t, (obs, actions, rewards, next_obs, terminated) in enumerate(stored):
-            length += 1
-            o, o2, done = obs[env_idx], next_obs[env_idx], terminated[env_idx]
-            fell = abs(o2[0]) > 2.4 or abs(o2[2]) > 12 * 2 * np.pi / 360
-            assert bool(done) == fell  # terminated means the pole really fell or the cart left the track
-            if t + 1 < len(stored):
-                follows = np.array_equal(stored[t + 1][0][env_idx], o2)
-                ended = done or length == 12
-                assert follows != ended  # s' starts the next row unless the episode ended there
-                if ended:
-                    truncations += (not done)
-                    terminations += bool(done)
-                    length = 0
+    dqn.main(["--env-id", "ShortCartPole-v1", *map(str, TINY)])
+    assert len(stored) == 600  # one row per step: none for the resets
+    truncations = terminations = length = 0
+    for t, (obs, action, reward, next_obs, terminated) in enumerate(stored):
+        length += 1
+        fell = abs(next_obs[0]) > 2.4 or abs(next_obs[2]) > 12 * 2 * np.pi / 360
+        assert bool(terminated) == fell  # terminated means the pole really fell or the cart left the track
+        if t + 1 < len(stored):
+            follows = np.array_equal(stored[t + 1][0], next_obs)
+            ended = terminated or length == 12
+            assert follows != ended  # s' starts the next row unless the episode ended there
+            if ended:
+                truncations += not terminated
+                terminations += bool(terminated)
+                length = 0
     assert truncations > 0 and terminations > 0
 
 
@@ -624,24 +621,21 @@ def test_epsilon_schedule_is_linear_then_flat(dqn):
 
 
 def _count_updates_in_the_loop(module, monkeypatch, tmp_path, *flags):
-    """Run the real loop and count its gradient steps (calls of compute_td_target) and target updates, and record
-    after how many env steps (transitions stored so far) each one happened."""
-    counts = {"gradient": 0, "target": 0}
+    """Run the real loop and record after how many env steps (transitions stored so far) each gradient step (a call
+    of compute_td_target) and each target update happened."""
     at = {"steps": 0, "gradient": [], "target": []}
     original_target, original_update = module.compute_td_target, module.update_target_network
     original_add = module.ReplayBuffer.add
 
-    def counting_add(self, obs, *args, **kwargs):
-        at["steps"] += len(obs)
-        return original_add(self, obs, *args, **kwargs)
+    def counting_add(self, *args, **kwargs):
+        at["steps"] += 1
+        return original_add(self, *args, **kwargs)
 
     def counting_target(*args, **kwargs):
-        counts["gradient"] += 1
         at["gradient"].append(at["steps"])
         return original_target(*args, **kwargs)
 
     def counting_update(*args, **kwargs):
-        counts["target"] += 1
         at["target"].append(at["steps"])
         return original_update(*args, **kwargs)
     monkeypatch.setattr(module.ReplayBuffer, "add", counting_add)
@@ -649,35 +643,21 @@ def _count_updates_in_the_loop(module, monkeypatch, tmp_path, *flags):
     monkeypatch.setattr(module, "update_target_network", counting_update)
     monkeypatch.chdir(tmp_path)
     module.main([*map(str, flags)])
-    counts["at"] = at
-    return counts
+    return at
 
 
-@pytest.mark.parametrize("num_envs, train_frequency, gradient_steps", [(1, 4, 600), (3, 4, 600), (3, 2, 1200), (8, 4, 600)])
-def test_frequencies_count_env_steps_whatever_the_number_of_envs(dqn, tmp_path, monkeypatch, num_envs, train_frequency,
-                                                                  gradient_steps):
-    """Over 2,400 env steps, --train-frequency 4 means 600 gradient steps with 1, 3 or 8 envs; and each one comes in
-    the vector step whose env steps hold a multiple of the frequency (env steps 0, 4, 8, ... with frequency 4)."""
-    counts = _count_updates_in_the_loop(
-        dqn, monkeypatch, tmp_path, "--total-timesteps", 2400, "--num-envs", num_envs, "--train-frequency", train_frequency,
-        "--target-network-frequency", 100, "--learning-starts", 0, "--batch-size", 8, "--buffer-size", 3000,
-        "--check-frequency", 0, "--eval-episodes", 1, "--no-save-model")
-    at = counts.pop("at")
-    assert counts == {"gradient": gradient_steps, "target": 2400 // 100}
-
-    def vector_step_ends(frequency):  # env step m is in the vector step that has stored (m // num_envs + 1) * num_envs
-        return [(m // num_envs + 1) * num_envs for m in range(0, 2400, frequency)]
-    assert at["gradient"] == vector_step_ends(train_frequency)
-    assert at["target"] == vector_step_ends(100)
-
-
-def test_budget_not_a_multiple_of_the_envs_is_rounded_up_and_one_too_small_refused(tmp_path):
-    result = run_script("dqn_cartpole.py", *TINY, "--total-timesteps", 601, "--num-envs", 2, "--check-frequency", 0,
-                        cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "note: --total-timesteps 601 is not a multiple of --num-envs 2; running 602 steps" in result.stderr
-    assert "step      602/602" in result.stdout
-    assert_one_line_error(run_script("dqn_cartpole.py", "--total-timesteps", 3, "--num-envs", 4, cwd=tmp_path))
+@pytest.mark.parametrize("train_frequency, target_frequency, learning_starts", [(4, 100, 0), (2, 50, 500), (1, 7, 30)])
+def test_gradient_steps_and_target_updates_come_at_their_frequencies(dqn, tmp_path, monkeypatch, train_frequency,
+                                                                      target_frequency, learning_starts):
+    """Over 2,400 env steps: a gradient step after env step m (counted from 0) for every m >= --learning-starts that
+    is a multiple of --train-frequency, and a target update likewise for --target-network-frequency."""
+    at = _count_updates_in_the_loop(
+        dqn, monkeypatch, tmp_path, "--total-timesteps", 2400, "--train-frequency", train_frequency,
+        "--target-network-frequency", target_frequency, "--learning-starts", learning_starts, "--batch-size", 8,
+        "--buffer-size", 3000, "--check-frequency", 0, "--eval-episodes", 1, "--no-save-model")
+    # the step-m transition is stored (m + 1 stored so far) before that step's update: worked out by hand
+    assert at["gradient"] == [m + 1 for m in range(learning_starts, 2400) if m % train_frequency == 0]
+    assert at["target"] == [m + 1 for m in range(learning_starts, 2400) if m % target_frequency == 0]
 
 
 def test_epsilon_and_learning_rate_in_the_loop_follow_their_schedules(dqn, tmp_path, monkeypatch):
@@ -711,12 +691,13 @@ def test_epsilon_and_learning_rate_in_the_loop_follow_their_schedules(dqn, tmp_p
 
 def test_replay_buffer_wraps_around_and_samples_only_written_rows(dqn):
     rb = dqn.ReplayBuffer(5, 1, np.random.default_rng(0))
-    rb.add(np.array([[0.0], [1.0]]), np.array([0, 1]), np.array([0.0, 1.0]), np.array([[10.0], [11.0]]), np.array([0, 1]))
+    for i in range(2):
+        rb.add(np.array([float(i)]), i, float(i), np.array([10.0 + i]), i)
     assert (rb.size, rb.pos) == (2, 2)
     obs, *_ = rb.sample(200, "cpu")
     assert set(obs[:, 0].tolist()) == {0.0, 1.0}  # never the zero-filled rows beyond size
     for i in range(2, 8):  # 8 rows into 5 slots: rows 0-2 are overwritten by 5-7
-        rb.add(np.array([[float(i)]]), np.array([i % 2]), np.array([float(i)]), np.array([[10.0 + i]]), np.array([0]))
+        rb.add(np.array([float(i)]), i % 2, float(i), np.array([10.0 + i]), 0)
     assert (rb.size, rb.pos) == (5, 3)
     assert rb.obs[:, 0].tolist() == [5.0, 6.0, 7.0, 3.0, 4.0]
     assert rb.next_obs[:, 0].tolist() == [15.0, 16.0, 17.0, 13.0, 14.0]  # rows stay aligned across fields
@@ -731,7 +712,7 @@ BAD_INPUTS = [
     ["--env-id", "NoSuchEnv-v0"], ["--env-id", "Pendulum-v1"], ["--eval-model", "missing.pt"],
     ["--check-frequency", -1], ["--check-episodes", 0], ["--no-such-flag"], ["--seed", "abc"],
     ["--seed", -1], ["--seed", 4294967296], ["--learning-rate", "nan"], ["--gamma", "inf"], ["--tau", "nan"],
-    ["--max-grad-norm", "inf"], ["--total-timesteps", 3, "--num-envs", 4], ["--total-timestep", 5],
+    ["--max-grad-norm", "inf"], ["--total-timesteps", 2**31], ["--num-envs", 2], ["--total-timestep", 5],
     ["--env-id", "ALE/Breakout-v5"], ["--eval-model", "empty.pt"], ["--eval-model", "/dev/null"],
     ["--eval-model", "truncated.pt"], ["--eval-model", "README.md"], ["--eval-model", "small.pt"],
 ]
@@ -803,7 +784,7 @@ def test_saved_models_evaluate_again_to_exactly_their_own_scores(dqn, tmp_path, 
     """The final network and the kept model from the run folder alone (args.json gives the env, the width and the
     episodes)."""
     monkeypatch.chdir(tmp_path)
-    dqn.main([*map(str, TINY), "--num-envs", "2", "--hidden-dim", "32", "--check-frequency", "200", "--check-episodes", "1",
+    dqn.main([*map(str, TINY), "--hidden-dim", "32", "--check-frequency", "200", "--check-episodes", "1",
               "--eval-episodes", "3"])
     run_dir = only_run_dir(tmp_path)
     saved = json.loads((run_dir / "eval.json").read_text())
@@ -1011,16 +992,16 @@ def test_agent_env_evaluation_and_probe_streams_are_independent(script):
     module = load_script(script)
     for seed in [0, 1, 2, 12345]:
         agent, env_seed, probe = module.random_streams(seed)
-        envs = module.make_envs(module.parse_args(["--seed", str(seed), "--num-envs", "2"]))
-        envs.reset(seed=env_seed)
+        env = module.make_env(module.parse_args(["--seed", str(seed)]))
+        env.reset(seed=env_seed)
         eval_env = module.gym.make("CartPole-v1")
         eval_env.reset(seed=module.episode_seed(seed, 0))
-        others = [env.unwrapped.np_random for env in envs.envs] + [eval_env.unwrapped.np_random, probe]
+        others = [env.unwrapped.np_random, eval_env.unwrapped.np_random, probe]
         agent_draws = set(agent.bit_generator.random_raw(1000).tolist())
         for other in others:
             assert not agent_draws & set(_copy_of_stream(other).random_raw(1000).tolist())
         assert module.random_streams(seed)[1] == env_seed  # the same --seed, the same streams
-        envs.close()
+        env.close()
 
 
 @pytest.mark.parametrize("script", DQN_SCRIPTS)
@@ -1078,7 +1059,6 @@ def test_same_second_runs_get_folders_of_their_own(script, tmp_path, monkeypatch
 @pytest.mark.parametrize("script, flags, flag", [
     ("dqn_cartpole.py", ["--buffer-size", 10**12, "--batch-size", 8], "--buffer-size"),
     ("dqn_cartpole.py", ["--hidden-dim", 10**7], "--hidden-dim"),
-    ("dqn_cartpole.py", ["--num-envs", 10**9, "--total-timesteps", 2 * 10**9], "--num-envs"),
     ("dqn_cartpole.py", ["--probe-states", 10**10], "--probe-states"),
     ("dqn_cartpole.py", ["--eval-episodes", 10**10], "--eval-episodes"),
     ("double_dqn.py", ["--buffer-size", 10**12], "--buffer-size"),
@@ -1096,15 +1076,14 @@ def test_a_size_that_cannot_fit_in_memory_is_refused_at_once(script, flags, flag
 def test_the_memory_check_counts_what_the_buffer_really_allocates(script):
     module = load_script(script)
     for capacity in [1, 1000, 1025]:
+        expected = module.memory_needed(module.parse_args(["--buffer-size", str(capacity), "--batch-size", "1"]), 4, 2)
         if script == "per_dqn.py":
             rb = module.PrioritizedReplayBuffer(capacity, 4, np.random.default_rng(0), alpha=0.6, eps=1e-6)
-            expected = module.PrioritizedReplayBuffer.bytes_needed(capacity, 4)
             arrays = [rb.obs, rb.next_obs, rb.actions, rb.rewards, rb.terminated, rb.tree.nodes]  # the ring and the tree
         else:
             rb = module.ReplayBuffer(capacity, 4, np.random.default_rng(0))
-            expected = module.ReplayBuffer.bytes_needed(capacity, 4)
             arrays = [rb.obs, rb.next_obs, rb.actions, rb.rewards, rb.terminated]
-        assert sum(array.nbytes for array in arrays) == expected
+        assert sum(array.nbytes for array in arrays) == expected["buffer-size"]
 
 
 def test_defaults_learn_cartpole(tmp_path):
@@ -1353,8 +1332,8 @@ def test_per_sum_tree_prefix_search_at_exact_boundaries_skips_zero_leaves(per):
 
 def _filled_per_buffer(per, capacity, size, td_errors, alpha=0.6, eps=1e-6, seed=0):
     rb = per.PrioritizedReplayBuffer(capacity, 1, np.random.default_rng(seed), alpha, eps)
-    rows = np.arange(size, dtype=np.float32)
-    rb.add(rows[:, None], np.zeros(size, dtype=np.int64), rows, rows[:, None] + 0.5, np.zeros(size, dtype=np.float32))
+    for row in np.arange(size, dtype=np.float32):
+        rb.add(np.array([row]), 0, row, np.array([row + 0.5]), 0.0)
     rb.update_priorities(np.arange(size), td_errors)
     return rb
 
@@ -1396,7 +1375,7 @@ def test_per_importance_sampling_weights_match_the_formula(per, beta):
 
 def test_per_new_transition_gets_the_maximum_priority(per):
     rb = per.PrioritizedReplayBuffer(10, 1, np.random.default_rng(0), alpha=0.5, eps=0.0)
-    one = (np.zeros((1, 1)), np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros((1, 1)), np.zeros(1))
+    one = (np.zeros(1), 0, 0.0, np.zeros(1), 0.0)
     rb.add(*one)
     assert rb.tree.priorities(np.array([0])) == 1.0  # nothing seen yet: p_1 = 1 (Algorithm 1)
     rb.update_priorities(np.array([0]), np.array([-16.0]))  # |δ| = 16: p^α = 4
@@ -1411,7 +1390,7 @@ def test_per_new_transition_gets_the_maximum_priority(per):
 def test_per_wraps_around_like_the_uniform_buffer(per):
     rb = per.PrioritizedReplayBuffer(5, 1, np.random.default_rng(0), alpha=0.6, eps=1e-6)
     for i in range(8):  # 8 rows into 5 slots
-        rb.add(np.array([[float(i)]]), np.array([0]), np.array([float(i)]), np.array([[10.0 + i]]), np.array([0]))
+        rb.add(np.array([float(i)]), 0, float(i), np.array([10.0 + i]), 0)
     assert (rb.size, rb.pos) == (5, 3) and rb.obs[:, 0].tolist() == [5.0, 6.0, 7.0, 3.0, 4.0]
     obs, _, rewards, next_obs, _, rows, _ = rb.sample(500, "cpu", beta=0.4)
     assert set(obs[:, 0].tolist()) == {3.0, 4.0, 5.0, 6.0, 7.0}
@@ -1476,7 +1455,7 @@ def test_per_bad_input_is_one_line_and_exit_code_2(flags, tmp_path):
 @pytest.mark.parametrize("flags", [["--buffer-size", 0], ["--gamma", 1.5], ["--env-id", "Pendulum-v1"],
                                    ["--eval-model", "missing.pt"], ["--no-such-flag"], ["--seed", 4294967296],
                                    ["--learning-rate", "nan"], ["--eval-model", "README.md"],
-                                   ["--total-timesteps", 3, "--num-envs", 4]])
+                                   ["--total-timesteps", 2**31]])
 def test_variant_keeps_dqn_bad_input_handling(variant, flags, tmp_path):
     (tmp_path / "README.md").write_text("not a model")
     assert_one_line_error(run_script(variant, *flags, cwd=tmp_path))
@@ -1487,7 +1466,7 @@ def test_variant_smoke_train_save_and_evaluate_saved_model(variant, tmp_path, mo
     """Each saved model, from the run folder alone, evaluates again to exactly its own returns in eval.json."""
     module = load_script(variant)
     monkeypatch.chdir(tmp_path)
-    module.main([*map(str, TINY), "--num-envs", "2", "--check-frequency", "200", "--check-episodes", "1"])
+    module.main([*map(str, TINY), "--check-frequency", "200", "--check-episodes", "1"])
     run_dir = only_run_dir(tmp_path)
     assert f"__{variant.removesuffix('.py')}__1__" in run_dir.name  # the experiment name is the file's
     assert read_csv(run_dir / "episodes.csv") and read_csv(run_dir / "train.csv") and read_csv(run_dir / "checks.csv")

@@ -76,13 +76,10 @@ def bench_ours(size, batch_size, rng, repeats):
     per = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(per)
     rb = per.PrioritizedReplayBuffer(size, 4, rng, alpha=0.6, eps=1e-6)
-    chunk = 100_000
-    for start in range(0, size, chunk):  # fill it, then give every row a random priority
-        n = min(chunk, size - start)
-        obs = rng.standard_normal((n, 4)).astype(np.float32)
-        rb.add(obs, rng.integers(0, 2, n), np.ones(n, np.float32), obs, np.zeros(n, np.float32))
-        rb.update_priorities(np.arange(start, start + n), rng.exponential(1.0, n))
-    assert rb.size == size
+    # fill the ring's arrays at once (add() stores one transition at a time), then give every row a random priority
+    rb.obs[:] = rb.next_obs[:] = rng.standard_normal((size, 4)).astype(np.float32)
+    rb.actions[:], rb.rewards[:], rb.size = rng.integers(0, 2, size), 1.0, size
+    rb.update_priorities(np.arange(size), rng.exponential(1.0, size))
 
     def step():
         *batch, rows, is_weights = rb.sample(batch_size, "cpu", beta=0.4)
