@@ -304,6 +304,8 @@ def train(args, envs, q_network, device, logs, best):
         if args.check_frequency and (due(global_step + 1, args.num_envs, args.check_frequency) or iteration == num_iterations - 1):
             best.check(q_network, steps_done, logs)  # every --check-frequency steps, and the last model competes too
         logs.progress(steps_done, epsilon, recent_returns, start_time)
+        if Stopped.signum:  # Ctrl-C or SIGTERM during this step: stop here, between two steps
+            raise Stopped
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -625,16 +627,22 @@ def print_summary(run_dir, args, eval_result, best):
         print(f"video:  python {script} --eval-model {model_file} --capture-video")
 
 
-class Terminated(Exception):
-    """SIGTERM, as a scheduler sends it (SLURM at a time limit or a preemption): the run stops as on Ctrl-C."""
+class Stopped(Exception):
+    """Ctrl-C (SIGINT: exit 130) or a scheduler's SIGTERM (SLURM at a time limit or a preemption: exit 143)."""
+    signum, training = None, False
 
 
-def on_sigterm(signum, frame):
-    raise Terminated
+def on_signal(signum, frame):
+    """While training, note the signal: train() stops after the step. An exception raised wherever the signal lands
+    could cut a TensorBoard write in half and leave its writer thread waiting forever (seen here under load)."""
+    Stopped.signum = signum
+    if not Stopped.training:
+        raise Stopped
 
 
 def stop_reason(stop):
-    return (143, "terminated (SIGTERM)") if isinstance(stop, Terminated) else (130, "interrupted (Ctrl-C)")
+    signum = getattr(stop, "signum", None) or signal.SIGINT  # a KeyboardInterrupt before the handlers are set
+    return 128 + signum, "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
 
 
 def new_run_dir(run_name):
@@ -674,12 +682,13 @@ def train_and_report(args, envs, q_network, device, eval_seeds, run_name):
         logs = Logs(run_dir, args)
         best = BestModel(q_network, args.env_id, args.check_episodes, args.seed, device)
         print(f"run {run_name}: logs in {run_dir}/")
-        stop = None
+        stop, Stopped.training = None, True
         try:
             train(args, envs, q_network, device, logs, best)
-        except (KeyboardInterrupt, Terminated) as e:
+        except (KeyboardInterrupt, Stopped) as e:
             stop = e
         finally:
+            Stopped.training = False
             logs.close()
     finally:
         envs.close()
@@ -739,7 +748,8 @@ def main(argv=None):
             print(f"video:  {video_dir}/")
         return returns
 
-    signal.signal(signal.SIGTERM, on_sigterm)  # a scheduler's stop ends the run as Ctrl-C does
+    Stopped.signum = None  # a scheduler's stop ends the run as Ctrl-C does; the handlers are put back at the end
+    handlers = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     try:
         run_name = new_run_dir(run_name)
@@ -748,10 +758,13 @@ def main(argv=None):
         envs.close()
         print(f"error: cannot write {e.filename or f'runs/{run_name}/'}: {e.strerror or e}", file=sys.stderr)
         sys.exit(1)
-    except (KeyboardInterrupt, Terminated) as stop:  # during the final evaluation: the logs and models are written
+    except (KeyboardInterrupt, Stopped) as stop:  # during the final evaluation: the logs and models are written
         code, what = stop_reason(stop)
         print(f"{what} during the final evaluation: logs and models are saved, eval.json is not", file=sys.stderr)
         sys.exit(code)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":
