@@ -170,6 +170,8 @@ def train(args, env, q_network, device, logs, best):
         if args.check_frequency and (steps_done % args.check_frequency == 0 or steps_done == args.total_timesteps):
             best.check(q_network, steps_done, logs)  # every --check-frequency steps, and the last model competes too
         logs.progress(steps_done, epsilon, recent_returns)
+        if Stopped.signum:  # Ctrl-C or SIGTERM during this step (plumbing): stop here, between two steps
+            raise Stopped
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -494,12 +496,17 @@ def load_model(q_network, path):
     q_network.load_state_dict(state_dict)
 
 
-class Terminated(Exception):
-    """SIGTERM, as a scheduler sends it (SLURM at a time limit or a preemption): the run stops as on Ctrl-C."""
+class Stopped(Exception):
+    """Ctrl-C (SIGINT: exit 130) or a scheduler's SIGTERM (SLURM at a time limit or a preemption: exit 143)."""
+    signum, training = None, False
 
-    @staticmethod
-    def raise_it(signum, frame):
-        raise Terminated
+
+def on_signal(signum, frame):
+    """While training, note the signal: train() stops after the step. An exception raised wherever the signal lands
+    could cut a TensorBoard write in half and leave its writer thread waiting forever (seen here under load)."""
+    Stopped.signum = signum
+    if not Stopped.training:
+        raise Stopped
 
 
 def new_run_dir(run_name):
@@ -535,10 +542,12 @@ def train_and_report(args, env, q_network, device, eval_seeds, run_name):
         logs = Logs(run_dir, args)
         print(f"run {run_name}: logs in {run_dir}/")
         try:
+            Stopped.training = True
             train(args, env, q_network, device, logs, best)
-        except (KeyboardInterrupt, Terminated) as signalled:  # the models are saved first, then main() says so
+        except (KeyboardInterrupt, Stopped) as signalled:  # the models are saved first, then main() says so
             stop = signalled
         finally:
+            Stopped.training = False
             logs.close()
     finally:
         env.close()
@@ -612,7 +621,8 @@ def main(argv=None):
             print(f"video:  {video_dir}/")
         return returns
 
-    signal.signal(signal.SIGTERM, Terminated.raise_it)  # a scheduler's stop ends the run as Ctrl-C does
+    Stopped.signum = None  # a scheduler's stop ends the run as Ctrl-C does; the handlers are put back at the end
+    handlers = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     try:
         run_name = new_run_dir(run_name)
@@ -621,10 +631,14 @@ def main(argv=None):
         env.close()
         print(f"error: cannot write {e.filename or f'runs/{run_name}/'}: {e.strerror or e}", file=sys.stderr)
         sys.exit(1)
-    except (KeyboardInterrupt, Terminated) as stop:  # one way out for both signals, the logs and models written
-        code, what = (143, "terminated (SIGTERM)") if isinstance(stop, Terminated) else (130, "interrupted (Ctrl-C)")
-        print(f"{what}: logs are complete up to here" + (", the model is saved" * args.save_model), file=sys.stderr)
-        sys.exit(code)
+    except (KeyboardInterrupt, Stopped):  # one way out for both signals, the logs and models written by then
+        signum = Stopped.signum or signal.SIGINT  # a KeyboardInterrupt: Ctrl-C
+        what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+        print(f"{what}: logs are complete up to here" + (", the model is saved" if args.save_model else ""), file=sys.stderr)
+        sys.exit(128 + signum)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

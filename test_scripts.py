@@ -985,6 +985,27 @@ def test_ctrl_c_stops_cleanly_with_logs_and_model(tmp_path):
 DQN_SCRIPTS = ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"]
 
 
+def test_a_signal_during_training_is_noted_and_the_loop_stops_after_that_step(dqn, tmp_path, monkeypatch, capsys):
+    """While training, the handler only notes SIGTERM (an exception raised wherever the signal lands could cut a
+    TensorBoard write in half and hang its writer thread); the loop stops after that step: exit 143, model saved."""
+    original_add, calls = dqn.ReplayBuffer.add, {"add": 0, "handler returned": False}
+
+    def add_then_signal(self, *row):
+        original_add(self, *row)
+        calls["add"] += 1
+        if calls["add"] == 300:
+            dqn.on_signal(signal.SIGTERM, None)  # what the signal would do, here, mid-step
+            calls["handler returned"] = True
+    monkeypatch.setattr(dqn.ReplayBuffer, "add", add_then_signal)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        dqn.main([*map(str, TINY), "--total-timesteps", "1000"])
+    assert exit_info.value.code == 143 and calls == {"add": 300, "handler returned": True}
+    assert capsys.readouterr().err.strip() == "terminated (SIGTERM): logs are complete up to here, the model is saved"
+    assert (only_run_dir(tmp_path) / "dqn_cartpole.pt").exists()
+    assert signal.getsignal(signal.SIGTERM) is not dqn.on_signal  # the handlers are put back
+
+
 @pytest.mark.parametrize("script", DQN_SCRIPTS)
 def test_agent_env_evaluation_and_probe_streams_are_independent(script):
     """The agent's first draws (exploration, replay sampling) are none of the envs', the evaluation's or the probe's:
