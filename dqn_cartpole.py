@@ -107,7 +107,7 @@ def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
 
 
 def update_target_network(target_network, q_network, tau):
-    """θ⁻ ← τ θ + (1 − τ) θ⁻: Algorithm 1's copy θ⁻ = θ every C steps at τ = 1, Polyak averaging below 1."""
+    """θ⁻ ← τ θ + (1 − τ) θ⁻: at τ = 1 Algorithm 1's copy θ⁻ = θ every C steps, below 1 Polyak averaging."""
     for target_param, param in zip(target_network.parameters(), q_network.parameters()):
         target_param.data.copy_(tau * param.data + (1 - tau) * target_param.data)
 
@@ -126,7 +126,8 @@ def train(args, env, q_network, device, logs, best):
     episode_return, episode_length, recent_returns = 0.0, 0, deque(maxlen=20)
     for global_step in range(args.total_timesteps):
         # Epsilon-greedy (Algorithm 1): with probability epsilon a random action, else argmax_a Q(s, a).
-        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
+        exploration_steps = args.exploration_fraction * args.total_timesteps
+        epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
         random_action = rng.integers(env.action_space.n)  # drawn on every step: the same stream whatever Q says
         if rng.random() < epsilon:
             action = random_action
@@ -280,7 +281,7 @@ def parse_args(argv=None):
     g.add_argument("--max-grad-norm", type=positive, default=10.0, help="clip the gradient's norm (the lecture: 10)")
     g = p.add_argument_group("run and logs")
     g.add_argument("--seed", type=number(int, 0, 2**32, low_in=True, high_in=False), default=1, help="seeds it all")
-    g.add_argument("--exp-name", default=SCRIPT[:-3], help="names the run folder runs/<env>__<exp-name>__<seed>__<time>")
+    g.add_argument("--exp-name", default=SCRIPT[:-3], help="the run folder: runs/<env>__<exp-name>__<seed>__<time>")
     g.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
                    help="save the final network (and the kept model) in the run folder")
     g.add_argument("--probe-states", type=count, default=1_000, help="random-policy states whose Q train.csv follows")
@@ -329,8 +330,8 @@ def fail(message):  # bad input: one line and exit code 2, as argparse does, nev
     sys.exit(2)
 def random_streams(seed):
     """From one --seed, three independent streams (SeedSequence.spawn): the agent's (exploration, replay sampling),
-    the training env's seed (31 bits: below the evaluation's, see episode_seed) and the probe's. np.random.default_rng(s)
-    and an env reset with seed=s would be one and the same stream: exploration would replay the env's own noise."""
+    the training env's seed (31 bits: below the evaluation's, see episode_seed) and the probe's. Had they been
+    default_rng(s) and reset(seed=s), they would be one stream: exploration would replay the env's own noise."""
     agent, env, probe = np.random.SeedSequence(seed).spawn(3)
     return np.random.default_rng(agent), int(env.generate_state(1)[0] >> 1), np.random.default_rng(probe)
 
@@ -389,7 +390,8 @@ def saved_run_args(model_path, known):
         fail(f"cannot read {path}, the settings of the run that saved {model_path}")
     if script != SCRIPT:
         fail(f"{model_path} was saved by {script}; evaluate it with that script")
-    return {name: value for name, value in saved.items() if name in known and name not in ("eval_model", "capture_video")}
+    return {name: value for name, value in saved.items() if name in known and name not in ("eval_model",
+                                                                                              "capture_video")}
 
 
 def write_videos(frames, video_dir, fps):
@@ -450,7 +452,8 @@ class Logs:
 
     def check(self, global_step, score, episodes, kept):
         self.row("checks", global_step, score, int(kept), self.elapsed()[0])
-        print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy episodes" + ("  (kept)" if kept else ""), flush=True)
+        kept_mark = "  (kept)" if kept else ""
+        print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy episodes{kept_mark}", flush=True)
 
     def progress(self, global_step, epsilon, recent_returns):
         if global_step >= self.next_print or global_step >= self.total:
@@ -564,7 +567,8 @@ def train_and_report(args, env, q_network, device, eval_seeds, run_name):
         raise stop
     video_dir = f"videos/{run_name}" if args.capture_video else None
     final_returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
-    result = {"final_returns": final_returns.tolist(), "final_mean": final_returns.mean(), "final_std": final_returns.std()}
+    result = {"final_returns": final_returns.tolist(), "final_mean": final_returns.mean(),
+              "final_std": final_returns.std()}
     if kept:  # the same evaluation episodes score the model the checks kept
         q_network.load_state_dict(best.weights)
         kept_returns = evaluate(q_network, args.env_id, eval_seeds, device)
@@ -615,8 +619,9 @@ def main(argv=None):
         load_model(q_network, args.eval_model)
         q_network.to(device)
         video_dir = f"videos/{os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))}-eval"
-        returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir if args.capture_video else None)
-        print(f"result: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} greedy episodes: {args.eval_model}")
+        returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir if args.capture_video else None)
+        print(f"result: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} greedy episodes: "
+              f"{args.eval_model}")
         if args.capture_video:
             print(f"video:  {video_dir}/")
         return returns
@@ -634,7 +639,8 @@ def main(argv=None):
     except (KeyboardInterrupt, Stopped):  # one way out for both signals, the logs and models written by then
         signum = Stopped.signum or signal.SIGINT  # a KeyboardInterrupt: Ctrl-C
         what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
-        print(f"{what}: logs are complete up to here" + (", the model is saved" if args.save_model else ""), file=sys.stderr)
+        saved = ", the model is saved" if args.save_model else ""
+        print(f"{what}: logs are complete up to here{saved}", file=sys.stderr)
         sys.exit(128 + signum)
     finally:
         for signum, handler in handlers.items():

@@ -1157,6 +1157,19 @@ def test_variant_diff_against_dqn_is_small(variant):
     assert len(changed) <= VARIANT_DIFF_BOUNDS[variant], "\n".join(changed)
 
 
+@pytest.mark.parametrize("script, train_by", [("dqn_cartpole.py", 200), ("double_dqn.py", 200), ("dueling_dqn.py", 200),
+                                              ("per_dqn.py", 240)])
+def test_a_reader_meets_the_network_and_the_loop_first_and_no_line_is_long(script, train_by):
+    """The lesson first: the Q-network within the first 80 lines, train() within the first 200 (PER: 240, for its
+    sum tree), the plumbing in one marked section after the evaluation, and no line over 120 characters."""
+    lines = (ROOT / script).read_text().splitlines()
+    first = {name: next(i + 1 for i, line in enumerate(lines) if line.startswith(name))
+             for name in ["class QNetwork", "def train(", "def evaluate(", "# =====", "def parse_args("]}
+    assert first["class QNetwork"] <= 80 and first["def train("] <= train_by, first
+    assert first["def evaluate("] < first["# ====="] < first["def parse_args("], first
+    assert [i + 1 for i, line in enumerate(lines) if len(line) > 120] == []
+
+
 def test_the_four_cartpole_scripts_share_every_default(dqn, double, dueling, per):
     """One set of defaults for the CartPole family, so a comparison of the variants is a comparison of their ideas:
     every flag of dqn_cartpole.py has the same default in each variant (the run's name aside)."""
