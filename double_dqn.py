@@ -618,8 +618,9 @@ def main(argv=None):
         env.close()
         load_model(q_network, args.eval_model)
         q_network.to(device)
-        video_dir = f"videos/{os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))}-eval"
-        returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir if args.capture_video else None)
+        run_folder = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))
+        video_dir = f"videos/{run_folder}-eval" if args.capture_video else None
+        returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
         print(f"result: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} greedy episodes: "
               f"{args.eval_model}")
         if args.capture_video:
