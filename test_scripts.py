@@ -671,14 +671,14 @@ def test_epsilon_and_learning_rate_in_the_loop_follow_their_schedules(dqn, tmp_p
     monkeypatch.chdir(tmp_path)
     dqn.main(["--total-timesteps", "2000", "--learning-starts", "400", "--train-frequency", "4", "--learning-rate", "0.001",
               "--anneal-lr",
-              "--exploration-fraction", "0.5", "--start-e", "1", "--end-e", "0.2", "--batch-size", "16",
+              "--exploration-fraction", "0.5", "--start-e", "0.8", "--end-e", "0.2", "--batch-size", "16",
               "--buffer-size", "2000", "--check-frequency", "0", "--eval-episodes", "1", "--no-save-model"])
     # annealed linearly to 0 over the run, one gradient step every 4 env steps from step 400 on
     assert np.allclose(learning_rates, [0.001 * (1 - step / 2000) for step in range(400, 2000, 4)])
     episodes = read_csv(only_run_dir(tmp_path) / "episodes.csv")
-    for row in episodes:  # epsilon at the step that ended the episode: 1 -> 0.2 over the first 1,000 steps
+    for row in episodes:  # epsilon at the step that ended the episode: 0.8 -> 0.2 over the first 1,000 steps
         step = int(row["global_step"]) - 1
-        assert float(row["epsilon"]) == pytest.approx(max(0.2, 1 - 0.8 * step / 1000), abs=1e-4)
+        assert float(row["epsilon"]) == pytest.approx(max(0.2, 0.8 - 0.6 * step / 1000), abs=1e-4)
     assert {float(row["epsilon"]) for row in episodes} >= {0.2} and len(episodes) > 20
     # --anneal-lr-start 0.25: constant for the first 500 steps of 2,000, then linearly to 0 at the end
     learning_rates.clear()
@@ -1170,6 +1170,82 @@ def test_a_reader_meets_the_network_and_the_loop_first_and_no_line_is_long(scrip
     assert [i + 1 for i, line in enumerate(lines) if len(line) > 120] == []
 
 
+@pytest.mark.parametrize("script", ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"])
+def test_every_algorithm_flag_reaches_the_loop(script, tmp_path, monkeypatch):
+    """Each flag of the algorithm group, set away from its default, arrives where it acts in the real loop: Adam's
+    rate and epsilon, the buffer's size, the batch, γ and τ as passed, the clipping norm, the loss, the width, the
+    budget. (Schedules and frequencies have tests of their own.) benchmarks/flag_breaks.py ignores each in turn."""
+    module, seen = load_script(script), {"adds": 0, "gamma": set(), "tau": set(), "batch": set(), "clip": set()}
+    original_target, original_update = module.compute_td_target, module.update_target_network
+    original_init, original_add = module.ReplayBuffer.__init__, module.ReplayBuffer.add
+
+    class RecordingAdam(torch.optim.Adam):
+        def __init__(self, params, **kwargs):
+            super().__init__(params, **kwargs)
+            seen["adam"] = (self.param_groups[0]["lr"], self.param_groups[0]["eps"])
+
+    def recording_init(self, capacity, *args, **kwargs):
+        seen["capacity"] = capacity
+        original_init(self, capacity, *args, **kwargs)
+
+    def recording_add(self, *row):
+        seen["adds"] += 1
+        original_add(self, *row)
+
+    def recording_target(*args):  # (online,) target network, rewards, next_obs, terminated, gamma
+        seen["batch"].add(len(args[-4]))
+        seen["gamma"].add(args[-1])
+        return original_target(*args)
+
+    def recording_update(target_network, q_network, tau):
+        seen["tau"].add(tau)
+        original_update(target_network, q_network, tau)
+
+    def recording_clip(parameters, max_norm, *args, **kwargs):
+        seen["clip"].add(max_norm)
+        return torch.nn.utils.clip_grad.clip_grad_norm_(parameters, max_norm, *args, **kwargs)
+
+    def recording_huber(*args, **kwargs):
+        seen["huber"] = True
+        return torch.nn.functional.huber_loss(*args, **kwargs, delta=1.0)
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    monkeypatch.setattr(module.ReplayBuffer, "__init__", recording_init)
+    monkeypatch.setattr(module.ReplayBuffer, "add", recording_add)
+    monkeypatch.setattr(module, "compute_td_target", recording_target)
+    monkeypatch.setattr(module, "update_target_network", recording_update)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+    monkeypatch.setattr(module.F, "smooth_l1_loss", recording_huber)
+    monkeypatch.chdir(tmp_path)
+    module.main(["--total-timesteps", "900", "--learning-starts", "200", "--learning-rate", "3e-3", "--adam-eps", "1e-5",
+                 "--buffer-size", "700", "--batch-size", "24", "--gamma", "0.9", "--tau", "0.3", "--hidden-dim", "20",
+                 "--loss", "huber", "--max-grad-norm", "3.5", "--check-frequency", "0", "--eval-episodes", "1"])
+    assert seen.pop("adam") == (3e-3, 1e-5) and seen.pop("huber")
+    assert seen == {"adds": 900, "capacity": 700, "batch": {24}, "gamma": {0.9}, "tau": {0.3}, "clip": {3.5}}
+    weights = torch.load(only_run_dir(tmp_path) / script.replace(".py", ".pt"))
+    assert weights["net.0.weight"].shape == (20, 4)  # --hidden-dim: the first layer's width
+
+
+def test_every_algorithm_flag_has_a_break_in_benchmarks_flag_breaks(dqn, per):
+    """benchmarks/flag_breaks.py (run by hand: minutes) ignores each algorithm flag in a copy and expects a test to
+    fail; a flag added to the algorithm group without a break there fails here."""
+    breaks = load_script("benchmarks/flag_breaks.py").BREAKS
+    for module in (dqn, per):
+        parser_flags = set()
+        original = module.ArgumentParser.parse_args
+        def capture(self, *args, **kwargs):
+            (group,) = [g for g in self._action_groups if g.title == "algorithm"]
+            parser_flags.update(action.option_strings[0].lstrip("-") for action in group._group_actions)
+            return original(self, *args, **kwargs)
+        module.ArgumentParser.parse_args = capture
+        try:
+            module.parse_args([])
+        finally:
+            module.ArgumentParser.parse_args = original
+        assert parser_flags - set(breaks) == set()
+    for script, text, broken, tests in breaks.values():
+        assert (ROOT / script).read_text().count(text) == 1, text  # each break still applies to the code as it is
+
+
 def test_the_four_cartpole_scripts_share_every_default(dqn, double, dueling, per):
     """One set of defaults for the CartPole family, so a comparison of the variants is a comparison of their ideas:
     every flag of dqn_cartpole.py has the same default in each variant (the run's name aside)."""
@@ -1454,14 +1530,16 @@ def test_per_loop_anneals_beta_weights_the_loss_and_updates_priorities(per, tmp_
     def recording_update(self, rows, td_errors):
         steps[-1].update(updated_rows=rows.copy(), td_errors=np.copy(td_errors))
         original_update(self, rows, td_errors)
+        steps[-1]["priorities"] = self.tree.priorities(rows).copy()
     monkeypatch.setattr(per.PrioritizedReplayBuffer, "sample", recording_sample)
     monkeypatch.setattr(per.PrioritizedReplayBuffer, "update_priorities", recording_update)
     monkeypatch.setattr(per.F, "mse_loss", recording_mse)
     monkeypatch.setattr(per.Logs, "train_step", recording_train_step)
     monkeypatch.chdir(tmp_path)
-    per.main([*map(str, TINY), "--train-frequency", "1", "--check-frequency", "0", "--no-save-model"])
-    # β from 0.4 at step 0 to 1 at the end, linearly: gradient steps run from step 200 to 599
-    assert len(steps) == 400 and np.allclose([step["beta"] for step in steps], 0.4 + 0.6 * np.arange(200, 600) / 600)
+    per.main([*map(str, TINY), "--train-frequency", "1", "--check-frequency", "0", "--no-save-model",
+              "--prioritized-replay-alpha", "0.7", "--prioritized-replay-beta", "0.2", "--prioritized-replay-eps", "0.01"])
+    # β from 0.2 at step 0 to 1 at the end, linearly: gradient steps run from step 200 to 599
+    assert len(steps) == 400 and np.allclose([step["beta"] for step in steps], 0.2 + 0.8 * np.arange(200, 600) / 600)
     assert {step["reduction"] for step in steps} == {"none"}  # an elementwise loss, to be weighted by w before the mean
     unequal_weights = 0
     for step in steps:
@@ -1470,6 +1548,9 @@ def test_per_loop_anneals_beta_weights_the_loss_and_updates_priorities(per, tmp_
         unequal_weights += not torch.allclose(step["weights"], torch.ones(32))
         assert np.array_equal(step["updated_rows"], step["rows"])
         assert np.allclose(step["td_errors"], (step["td_target"] - step["q_taken"]).numpy(), atol=1e-6)  # δ, not y
+        last = {row: i for i, row in enumerate(step["rows"])}  # a row sampled twice keeps its last update
+        expected = (np.abs(step["td_errors"]) + 0.01) ** 0.7  # p_i^α = (|δ_i| + ε)^α, α = 0.7, ε = 0.01
+        assert np.allclose([step["priorities"][i] for i in last.values()], [expected[i] for i in last.values()])
     assert unequal_weights > 300  # weights that differ from 1, so an unweighted loss would not pass for a weighted one
 
 

@@ -1,0 +1,119 @@
+"""Break each algorithm flag on purpose and check that a test notices: the suite's own test of its tests.
+
+    python benchmarks/flag_breaks.py              # every break, one after the other (about 3 minutes)
+    python benchmarks/flag_breaks.py --list       # what each break changes, and the tests expected to fail
+    python benchmarks/flag_breaks.py tau gamma    # only these
+
+Each break is one textual change to a copy of the repository (the flag's value replaced by its default, a line
+that uses it made a no-op): the copy is made in a temporary folder from `git ls-files`, the change applied to
+the named script, and the named tests run there with pytest. A break passes when those tests FAIL on the broken
+copy (and the change was found in the script, so a rewrite of the line does not silently skip it). The exit
+code is 1 if any break went unnoticed.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS_TEST = "every_algorithm_flag and dqn_cartpole"
+# name: (script, the text as it is, the text broken, the pytest -k expression of the tests that must fail)
+BREAKS = {
+    "env-id": ("dqn_cartpole.py", "env = gym.make(args.env_id)", 'env = gym.make("CartPole-v1")',
+               "loop_stores_terminated"),
+    "total-timesteps": ("dqn_cartpole.py", "for global_step in range(args.total_timesteps):",
+                        "for global_step in range(1000):", FLAGS_TEST),
+    "learning-rate": ("dqn_cartpole.py", "lr=args.learning_rate, eps", "lr=1e-3, eps", FLAGS_TEST),
+    "anneal-lr": ("dqn_cartpole.py", "            if args.anneal_lr:\n", "            if False:\n",
+                  "learning_rate_in_the_loop"),
+    "anneal-lr-start": ("dqn_cartpole.py", "decay_start = args.anneal_lr_start * args.total_timesteps",
+                        "decay_start = 0", "learning_rate_in_the_loop"),
+    "adam-eps": ("dqn_cartpole.py", "eps=args.adam_eps", "eps=1e-4", FLAGS_TEST),
+    "buffer-size": ("dqn_cartpole.py", "rb = ReplayBuffer(args.buffer_size,", "rb = ReplayBuffer(100_000,", FLAGS_TEST),
+    "batch-size": ("dqn_cartpole.py", "rb.sample(args.batch_size, device)", "rb.sample(128, device)", FLAGS_TEST),
+    "gamma": ("dqn_cartpole.py", "terminated_b, args.gamma)", "terminated_b, 0.99)", FLAGS_TEST),
+    "tau": ("dqn_cartpole.py", "update_target_network(target_network, q_network, args.tau)",
+            "update_target_network(target_network, q_network, 1.0)", FLAGS_TEST),
+    "target-network-frequency": ("dqn_cartpole.py", "global_step % args.target_network_frequency == 0",
+                                 "global_step % 50 == 0", "gradient_steps_and_target_updates"),
+    "train-frequency": ("dqn_cartpole.py", "global_step % args.train_frequency == 0", "global_step % 2 == 0",
+                        "gradient_steps_and_target_updates"),
+    "learning-starts": ("dqn_cartpole.py", "global_step >= args.learning_starts and global_step % args.train",
+                        "global_step >= 500 and global_step % args.train", "gradient_steps_and_target_updates"),
+    "start-e": ("dqn_cartpole.py", "linear_schedule(args.start_e, args.end_e", "linear_schedule(1.0, args.end_e",
+                "epsilon_and_learning_rate_in_the_loop"),
+    "end-e": ("dqn_cartpole.py", "linear_schedule(args.start_e, args.end_e", "linear_schedule(args.start_e, 0.01",
+              "epsilon_and_learning_rate_in_the_loop"),
+    "exploration-fraction": ("dqn_cartpole.py", "exploration_steps = args.exploration_fraction * args.total_timesteps",
+                             "exploration_steps = 0.1 * args.total_timesteps", "epsilon_and_learning_rate_in_the_loop"),
+    "hidden-dim": ("dqn_cartpole.py", "env.action_space.n, args.hidden_dim).to(device)",
+                   "env.action_space.n, 64).to(device)", FLAGS_TEST),
+    "loss": ("dqn_cartpole.py", 'loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss',
+             "loss_fn = F.mse_loss", FLAGS_TEST),
+    "max-grad-norm": ("dqn_cartpole.py", "q_network.parameters(), args.max_grad_norm)",
+                      "q_network.parameters(), 10.0)", FLAGS_TEST),
+    "double: online argmax": ("double_dqn.py", "q_network(next_obs).argmax(dim=1, keepdim=True)",
+                              "target_network(next_obs).argmax(dim=1, keepdim=True)", "double_target"),
+    "dueling: mean advantage": ("dueling_dqn.py", "value + advantages - advantages.mean(dim=1, keepdim=True)",
+                                "value + advantages", "dueling"),
+    "prioritized-replay-alpha": ("per_dqn.py", "args.prioritized_replay_alpha, args.prioritized_replay_eps)",
+                                 "0.6, args.prioritized_replay_eps)", "per_loop"),
+    "prioritized-replay-beta": ("per_dqn.py", "(1 - args.prioritized_replay_beta)", "(1 - 0.4)", "per_loop"),
+    "prioritized-replay-eps": ("per_dqn.py", "args.prioritized_replay_alpha, args.prioritized_replay_eps)",
+                               "args.prioritized_replay_alpha, 1e-6)", "per_loop"),
+}
+
+
+def run_break(name, keep=False):
+    script, text, broken, tests = BREAKS[name]
+    folder = tempfile.mkdtemp(prefix="flag-break-")
+    try:
+        files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+        for path in files:
+            os.makedirs(os.path.join(folder, os.path.dirname(path)), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, path), os.path.join(folder, path))
+        with open(os.path.join(folder, script)) as f:
+            source = f.read()
+        if source.count(text) != 1:
+            return f"NOT APPLIED: {script} holds {source.count(text)} copies of the text to break"
+        with open(os.path.join(folder, script), "w") as f:
+            f.write(source.replace(text, broken))
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "test_scripts.py",
+                                 "-k", tests], cwd=folder, capture_output=True, text=True,
+                                env=dict(os.environ, OMP_NUM_THREADS="1"))
+        last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr.strip()[-200:]
+        if "failed" in last:
+            return f"caught ({last})"
+        return f"NOT CAUGHT ({last})"
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("names", nargs="*", help="breaks to run (default: all)")
+    p.add_argument("--list", action="store_true")
+    a = p.parse_args()
+    names = a.names or list(BREAKS)
+    unknown = [name for name in names if name not in BREAKS]
+    if unknown:
+        sys.exit(f"error: no break named {', '.join(unknown)}; --list shows them")
+    if a.list:
+        for name in names:
+            script, text, broken, tests = BREAKS[name]
+            print(f"{name}: in {script}, `{text.strip()}` -> `{broken.strip()}`; must fail: -k '{tests}'")
+        return
+    missed = 0
+    for name in names:
+        verdict = run_break(name)
+        missed += not verdict.startswith("caught")
+        print(f"{name:28s} {verdict}", flush=True)
+    print(f"{len(names) - missed} of {len(names)} breaks caught")
+    sys.exit(1 if missed else 0)
+
+
+if __name__ == "__main__":
+    main()
