@@ -52,9 +52,9 @@ SETTINGS = {  # name: (what changes, in words; {flag: new value}, or extra flags
     "tf1tnf100decay": ("tf1tnf100, and the learning rate constant for half the run, then linearly to 0",
                        {"--train-frequency": "1", "--target-network-frequency": "100", "--anneal-lr": "",
                         "--anneal-lr-start": "0.5"}),
-    "tf1tnf100b64decay": ("tf1tnf100b64, and the learning rate constant for half the run, then linearly to 0",
-                          {"--train-frequency": "1", "--target-network-frequency": "100", "--batch-size": "64",
-                           "--anneal-lr": "", "--anneal-lr-start": "0.5"}),
+    "tf1tnf100huberdecay": ("tf1tnf100decay with Huber's loss (Nature's clipped error) in place of MSE",
+                            {"--train-frequency": "1", "--target-network-frequency": "100", "--loss": "huber",
+                             "--anneal-lr": "", "--anneal-lr-start": "0.5"}),
     "lr2tnf100": ("learning rate 2e-3, the target every 100 env steps (50 gradient steps)",
                   {"--learning-rate": "2e-3", "--target-network-frequency": "100"}),
     "h128tnf100": ("128 units, the target every 100 env steps", {"--hidden-dim": "128", "--target-network-frequency": "100"}),
@@ -160,36 +160,47 @@ def table(results):
     return "\n".join(lines)
 
 
-def plot(results, path):
+def plot(results, path, chosen=None):
+    """One row per setting: the final network's rate, the exercise's rate, the peak mean Q, DQN and Double side by
+    side; the bars the defaults must meet as dotted lines; the chosen setting in bold."""
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-    markers = {"dqn_cartpole.py": "o", "double_dqn.py": "s", "dueling_dqn.py": "^", "per_dqn.py": "D"}
-    for name, rows in results.items():
-        for script, marker in markers.items():
-            if script not in rows:
-                continue
-            r = rows[script]
-            frac = r["final"] / r["runs"]
-            axes[0].scatter(r["exercise"] / r["runs"], frac, marker=marker, s=50, color="C0" if script == "dqn_cartpole.py" else "C1")
-            axes[1].scatter(r["peak_mean_q_median"], frac, marker=marker, s=50, color="C0" if script == "dqn_cartpole.py" else "C1")
-            if script == "dqn_cartpole.py":
-                for ax, x in ((axes[0], r["exercise"] / r["runs"]), (axes[1], r["peak_mean_q_median"])):
-                    ax.annotate(name, (x, frac), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    axes[0].set_xlabel("exercise met within 200 episodes (fraction of runs)")
-    axes[1].set_xlabel("peak mean Q on the probe states (median over runs)")
-    axes[1].axvline(100, color="grey", linestyle=":", label="the bound 1/(1 - γ) = 100")
-    for ax in axes:
-        ax.set_ylabel("final network >= 475 (fraction of runs)")
-        ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color="C0", label="DQN"),
-               plt.Line2D([], [], marker="s", linestyle="", color="C1", label="Double DQN"),
-               plt.Line2D([], [], color="grey", linestyle=":", label="Q's bound, 100")]
-    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
-    fig.suptitle("CartPole defaults tried, seeds 1-10: learning fast (left) and Q's size (right) against a final network that holds")
-    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    names = list(results)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 0.4 * len(names) + 1.8), sharey=True)
+    panels = [("final network >= 475 (runs of 10)", lambda r: r["final"]),
+              ("exercise within 200 episodes (runs of 10)", lambda r: r["exercise"]),
+              ("peak mean Q on the probe (median; log)", lambda r: r["peak_mean_q_median"])]
+    styles = {"dqn_cartpole.py": ("o", "C0", -0.15, "DQN"), "double_dqn.py": ("s", "C1", 0.15, "Double DQN")}
+    for ax, (title, value) in zip(axes, panels):
+        for script, (marker, color, shift, label) in styles.items():
+            points = [(value(results[name][script]), i + shift) for i, name in enumerate(names) if script in results[name]]
+            ax.scatter(*zip(*points), marker=marker, color=color, s=45, label=label, zorder=3)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].axvline(9, color="grey", linestyle=":")  # the bar: 18 of 20 over both seed groups
+    axes[1].axvline(9.5, color="grey", linestyle=":")  # 19 of 20
+    axes[2].axvline(100, color="black", linestyle="--", linewidth=1)
+    axes[2].axvline(150, color="grey", linestyle=":")
+    axes[2].set_xscale("log")
+    axes[2].xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes[2].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[2].set_xticks([60, 100, 150, 250, 400])
+    axes[2].text(100, len(names) - 0.4, " bound 1/(1-γ)", fontsize=8, va="bottom")
+    for ax in axes[:2]:
+        ax.set_xlim(-0.5, 10.5)
+    axes[0].set_yticks(range(len(names)))
+    axes[0].set_yticklabels(names)
+    for tick, name in zip(axes[0].get_yticklabels(), names):
+        tick.set_fontweight("bold" if name == chosen else "normal")
+    axes[0].invert_yaxis()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    fig.suptitle("Every CartPole setting tried, seeds 1-10 (dotted: the bars the defaults must meet)", fontsize=11)
+    fig.subplots_adjust(left=0.16, right=0.98, top=1 - 0.9 / fig.get_figheight(), bottom=0.75 / fig.get_figheight(),
+                        wspace=0.12)
     fig.savefig(path, dpi=110)
     print(f"wrote {os.path.relpath(path, ROOT)}")
 
@@ -201,6 +212,7 @@ def main():
     p.add_argument("--seeds", default="1-10")
     p.add_argument("--root", default=RESULTS, help="where the run folders are")
     p.add_argument("--plot-only", action="store_true", help="redraw the figure from frontier.json")
+    p.add_argument("--chosen", help="the setting the defaults are, drawn in bold")
     a = p.parse_args()
     if a.list:
         for name, (what, _) in SETTINGS.items():
@@ -221,7 +233,7 @@ def main():
                        "commands": {name: " ".join(command(name)) for name in results},
                        "what": {name: SETTINGS[name][0] for name in results}, "settings": results}, f, indent=1)
     print(table(results))
-    plot(results, FIGURE)
+    plot(results, FIGURE, chosen=a.chosen)
 
 
 if __name__ == "__main__":
