@@ -353,9 +353,9 @@ def parse_args(argv=None):
     g.add_argument("--batch-size", type=positive_int, default=128, help="transitions per gradient step (lecture: 64)")
     g.add_argument("--gamma", type=probability, default=0.99, help="discount factor")
     g.add_argument("--tau", type=fraction, default=1.0, help="target update rate: 1 = a hard copy, < 1 = Polyak")
-    g.add_argument("--target-network-frequency", type=positive_int, default=50,
+    g.add_argument("--target-network-frequency", type=positive_int, default=100,
                    help="env steps between target updates (the lecture: 1000 gradient steps)")
-    g.add_argument("--train-frequency", type=positive_int, default=2,
+    g.add_argument("--train-frequency", type=positive_int, default=1,
                    help="env steps between gradient steps (Nature's 4; the lecture: every step)")
     g.add_argument("--learning-starts", type=count, default=500, help="env steps before the first gradient step")
     g.add_argument("--start-e", type=probability, default=1.0, help="epsilon at the start")
