@@ -1318,6 +1318,17 @@ def test_readme_numbers_agree_with_the_committed_summary(tmp_path):
     assert (tmp_path / "README.md").read_text() == readme
 
 
+def test_the_frontier_table_in_the_docs_is_the_committed_frontier():
+    """docs/dqn_cartpole.md's table of every setting tried is frontier.py's table of benchmarks/results/frontier.json:
+    a number changed by hand, or a frontier re-run without the docs, fails here."""
+    frontier = load_script("benchmarks/frontier.py")
+    results = json.loads((ROOT / "benchmarks" / "results" / "frontier.json").read_text())["settings"]
+    doc = (ROOT / "docs" / "dqn_cartpole.md").read_text()
+    block = doc.split("<!-- frontier:table -->\n")[1].split("\n<!-- /frontier:table -->")[0]
+    assert block == frontier.table(results)
+    assert "tf1tnf100" in results and all(rows["dqn_cartpole.py"]["runs"] == 10 for rows in results.values())
+
+
 def _fixed_q_network(q_table):
     """A hand-built network: observation e_i (a one-hot row) gives Q-values q_table[i]."""
     q_table = torch.tensor(q_table, dtype=torch.float32)

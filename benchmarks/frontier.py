@@ -134,19 +134,21 @@ def summarize(name, seeds, root):
 
 
 def table(results):
-    head = ("| setting | script | exercise (of runs) | final >= 475 | kept >= 475 | final mean | peak mean Q (median) "
-            "| max Q > 1,000 | CPU s | P(Double > DQN), final |")
-    lines = [head, "|" + "---|" * 10]
+    """The frontier as a markdown table, one row a setting, "DQN · Double" in each cell."""
+    def cell(rows, show):
+        return " · ".join(show(rows[script]) if script in rows else "—" for script in ("dqn_cartpole.py", "double_dqn.py"))
+
+    lines = ["| setting | final ≥ 475 | exercise ≤ 200 episodes | kept ≥ 475 | peak mean Q (median) | max Q > 1,000 "
+             "| CPU s | P(Double > DQN), final [95%] | command |", "|" + "---|" * 9]
     for name, rows in results.items():
-        for script in SCRIPTS:
-            if script not in rows:
-                continue
-            r = rows[script]
-            pi = rows.get("double_vs_dqn") if script == "double_dqn.py" else None
-            lines.append(f"| {name} | {SHORT[script]} | {r['exercise']}/{r['runs']} | {r['final']}/{r['runs']} "
-                         f"| {r['kept']}/{r['runs']} | {r['final_mean']:.0f} | {r['peak_mean_q_median']:.0f} "
-                         f"| {r['diverged']} | {r['cpu_s_median']:.0f} | "
-                         + (f"{pi['p']:.2f} [{pi['ci95'][0]:.2f}, {pi['ci95'][1]:.2f}]" if pi else "") + " |")
+        pi = rows.get("double_vs_dqn")
+        duel = f"{pi['p']:.2f} [{pi['ci95'][0]:.2f}, {pi['ci95'][1]:.2f}]" if pi else "—"
+        lines.append(" | ".join([
+            f"| {name}: {SETTINGS[name][0]}",
+            cell(rows, lambda r: f"{r['final']}/{r['runs']}"), cell(rows, lambda r: f"{r['exercise']}/{r['runs']}"),
+            cell(rows, lambda r: f"{r['kept']}/{r['runs']}"), cell(rows, lambda r: f"{r['peak_mean_q_median']:.0f}"),
+            cell(rows, lambda r: str(r["diverged"])), cell(rows, lambda r: f"{r['cpu_s_median']:.0f}"), duel,
+            f"`frontier.py --run {name}` |"]))
     return "\n".join(lines)
 
 
