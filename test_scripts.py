@@ -3,13 +3,18 @@
 Scripts run as subprocesses (end to end, exit codes, files written) or are imported from their path
 (unit tests of their parts). Runs write runs/ under a temporary directory, never into the repository.
 """
+import builtins
 import csv
 import errno
 import glob
+import hashlib
 import importlib.util
+import inspect
 import json
 import os
+import random
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -17,8 +22,11 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+import imageio_ffmpeg
 import numpy as np
 import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parent
 REPO = str(ROOT)
@@ -404,7 +412,6 @@ def test_fl_capture_video_records_the_greedy_episodes(tmp_path):
     # play the same episodes here: the policy from eval.json, the env seeds of the evaluation streams 2, 3
     policy = json.load(open(os.path.join(run_dir, "eval.json")))["policy"]
     env = fl.make_env()
-    import imageio_ffmpeg
     for episode, path in enumerate(videos):
         obs, _ = env.reset(seed=fl.evaluation_seed(2, 2 + episode))
         length, done = 0, False
@@ -508,7 +515,6 @@ class _SmallDisk:
 
     @classmethod
     def opener(cls, name, capacity):
-        import builtins
 
         def small_disk_open(path, mode="r", *args, **kwargs):
             file = builtins.open(path, mode, *args, **kwargs)
@@ -535,7 +541,6 @@ class _SmallDisk:
 
 
 # ---- dqn_cartpole.py ----
-import torch  # noqa: E402  (only the DQN sections need it)
 
 TINY = ["--total-timesteps", 600, "--learning-starts", 200, "--buffer-size", 1000, "--batch-size", 32,
         "--target-network-frequency", 50, "--eval-episodes", 2]
@@ -755,7 +760,6 @@ def test_eval_json_is_valid_json_when_no_check_ran(tmp_path):
 
 
 def test_run_ends_with_a_summary_whose_again_command_reproduces_the_headline(tmp_path):
-    import shlex
     result = run_script("dqn_cartpole.py", *TINY, "--total-timesteps", 1500, "--check-frequency", 500,
                         "--check-episodes", 2, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -870,7 +874,6 @@ def test_smoke_flag_families(flags, tmp_path):
 
 
 def test_capture_video_records_every_evaluation_episode_of_a_saved_model(tmp_path):
-    import imageio_ffmpeg
     assert run_script("dqn_cartpole.py", *TINY, "--check-frequency", 0, cwd=tmp_path).returncode == 0
     model = only_run_dir(tmp_path) / "dqn_cartpole.pt"
     result = run_script("dqn_cartpole.py", "--eval-model", model, "--capture-video", cwd=tmp_path)
@@ -904,7 +907,6 @@ def test_an_env_with_float64_observations_trains_and_evaluates(script, tmp_path,
 def test_tensorboard_events_hold_the_runs_csv_numbers_under_cleanrls_tags(script, tmp_path, monkeypatch):
     """`tensorboard --logdir runs` shows the run: its event file, read back, holds every episode of episodes.csv,
     every train.csv row and every check, under CleanRL's tag names."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     monkeypatch.chdir(tmp_path)
     load_script(script).main([*map(str, TINY), "--total-timesteps", "1000", "--check-frequency", "500",
                               "--check-episodes", "1"])
@@ -937,7 +939,6 @@ GOLDEN = {"dqn_cartpole.py": (81, 3837.0, "9f1faccabf523777", [166.0, 155.0]),
 
 @pytest.mark.parametrize("script", GOLDEN)
 def test_returns_are_bit_for_bit_those_recorded_before_the_restructuring(script, tmp_path):
-    import hashlib
     result = run_script(script, *GOLDEN_FLAGS, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(tmp_path)
@@ -1115,7 +1116,6 @@ def test_defaults_learn_cartpole(tmp_path):
 
 
 # ---- double_dqn.py, dueling_dqn.py, per_dqn.py ----
-import inspect  # noqa: E402
 
 # Chi-square quantiles for 39 degrees of freedom (scipy.stats.chi2.ppf; scipy is not in requirements.txt)
 _CHI2_39_P_1E_3, _CHI2_39_P_1E_10 = 72.055, 123.61
@@ -1671,8 +1671,6 @@ def test_probe_states_change_no_training_number(tmp_path):
 
 
 # ---- dqn_atari.py ----
-import hashlib  # noqa: E402
-import shlex  # noqa: E402
 
 ATARI_TINY = ["--total-timesteps", 1500, "--learning-starts", 1000, "--buffer-size", 1000, "--batch-size", 32,
               "--target-network-frequency", 200, "--exploration-fraction", 0.5, "--eval-episodes", 1,
@@ -2034,7 +2032,6 @@ def test_atari_smoke_summary_and_the_printed_command_reproduces_the_result(tmp_p
     assert {row["resumed"] for row in episodes} == {"0"}
     train_rows = read_csv(run_dir / "train.csv")
     assert train_rows and all(np.isfinite(float(row["loss"])) for row in train_rows)
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     events = EventAccumulator(str(run_dir)).Reload()  # tensorboard --logdir runs: the CSVs' numbers, CleanRL's tags
     assert [(e.step, e.value) for e in events.Scalars("charts/episodic_return")] == [
         (int(row["global_step"]), float(row["episodic_return"])) for row in episodes]
@@ -2097,7 +2094,6 @@ def test_atari_same_seed_gives_same_episode_returns(atari, tmp_path, monkeypatch
 def test_atari_capture_video_records_the_evaluation_game_in_colour(atari, tmp_path, monkeypatch):
     """--eval-model with no other flag but the video ones: the mp4 in videos/<run folder>-eval/ holds the
     evaluation game, frame for frame (its first frame and one per step), 210x160 in colour, cut at the cap."""
-    import imageio_ffmpeg
     (tmp_path / "run").mkdir()
     torch.manual_seed(0)
     network = atari.QNetwork(4)
@@ -2427,7 +2423,6 @@ def test_atari_resume_after_sigkill_goes_on_to_the_budget_with_continuous_logs(a
     run wrote, those after it (dropped) are written again, once: every gradient step's row exactly once, in order,
     each env's first game after the resume marked `resumed` and as long as the steps since; epsilon and the
     annealed learning rate follow their schedules across the resume."""
-    import random
     driver = tmp_path / "driver.py"
     driver.write_text(_ATARI_DRIVER)
     total, starts = 4000, 200
@@ -2671,7 +2666,6 @@ def test_atari_speed_benchmark_counts_the_nature_networks_flops(atari):
 
 
 # ---- benchmarks/ tools: run_seeds.py and plotting --------------------------------------------
-import hashlib  # noqa: E402,F811  (this block's own: the bootstrap generator is seeded from a SHA-256)
 
 RUN_SEEDS = ROOT / "benchmarks" / "run_seeds.py"
 PLOT_RESULTS = ROOT / "benchmarks" / "plot_results.py"

@@ -1,6 +1,6 @@
 """Rewrite the numbers blocks of README.md from benchmarks/results/summary.json, so README says what was measured.
 
-    python docs/sync_numbers.py           # after benchmarks/run_seeds.py wrote a new summary.json
+    python docs/sync_numbers.py           # after benchmarks/run_seeds.py wrote a new summary.json (README and docs)
     python docs/sync_numbers.py --check   # change nothing; exit 1 naming the blocks that disagree with summary.json
 
 A block is the text between `<!-- numbers:NAME -->` and `<!-- /numbers:NAME -->`; this script writes all of it:
@@ -8,6 +8,7 @@ A block is the text between `<!-- numbers:NAME -->` and `<!-- /numbers:NAME -->`
             (seeds that met "a 100-episode mean of 195 within 200 episodes", the median episode [95% interval]
             over both seed groups); the kept model at 475; the probe's peak mean Q; CPU time
   versus    each CartPole script's final network against DQN's on the same seeds (probability of improvement)
+  seeds     per CartPole script and seed group: the final network seed by seed, the kept model, the exercise
   others    every other summary (FrozenLake, other envs, other flags): seeds at the bar, mean [95% interval]
 The 20-seed medians pool seeds 1-10 and 101-110 with run_seeds.py's own rule (a seed that never met the
 criterion counts as more episodes than any that did) and a bootstrap generator seeded from what it summarises.
@@ -108,8 +109,29 @@ def versus_block(summaries):
     return head + "".join(rows)
 
 
+def seeds_block(summaries):
+    """Per CartPole script and seed group: the final network seed by seed (below 475 in bold), the kept model, the
+    exercise, the probe's peak mean Q."""
+    head = ("| script | seeds | final ≥ 475 | final network, per seed | kept ≥ 475 | exercise ≤ 200 episodes | "
+            "peak mean Q: median (largest) |\n|---|---|---|---|---|---|---|\n")
+    rows = []
+    for script in CARTPOLE_SCRIPTS[:4]:
+        for group in GROUPS:
+            found = [s for s in summaries if s["script"] == script and s["env_id"] == "CartPole-v1"
+                     and s["flags_tag"] == "defaults" and s["seeds"] == group]
+            if not found:
+                continue
+            s = found[0]
+            finals = ", ".join(f"{e['final']:g}" if e["final"] >= 475 else f"**{e['final']:g}**" for e in s["per_seed"])
+            peaks = [e["peak_mean_q"] for e in s["per_seed"] if e.get("peak_mean_q") is not None]
+            q = f"{np.median(peaks):.0f} ({max(peaks):,.0f})" if peaks else "not logged"
+            rows.append(f"| `{script}` | {group} | {s['final']['reached']}/{s['runs']} | {finals} | "
+                        f"{s['kept']['reached']}/{s['runs']} | {s['lecture_criterion']['within_200']}/{s['runs']} | {q} |\n")
+    return head + "".join(rows)
+
+
 def others_block(summaries):
-    head = ("| script | task, budget, flags | seeds | kept model: seeds at the bar, mean [95%] | final network | CPU s per run |\n"
+    head = ("| script | task, budget, flags | seeds | final network: seeds at the bar, mean [95%] | kept model | CPU s per run |\n"
             "|---|---|---|---|---|---|\n")
     rows = []
     for s in summaries:
@@ -118,7 +140,7 @@ def others_block(summaries):
         flags = " ".join(s["flags"]) if s["flags"] else "defaults"
         digits = 4 if s["env_id"] == "FrozenLake-v1" else 1
         cells = [f"{s[m]['reached']}/{s['runs']} at {s['threshold']:g}, {number(s[m]['mean'], digits)} "
-                 f"[{number(s[m]['ci95'][0], digits)}, {number(s[m]['ci95'][1], digits)}]" for m in ("kept", "final")]
+                 f"[{number(s[m]['ci95'][0], digits)}, {number(s[m]['ci95'][1], digits)}]" for m in ("final", "kept")]
         rows.append(f"| `{Path(s['script']).name}` | {s['env_id']}, {run_seeds.budget_text(s['budget'])}, {flags} | "
                     f"{s['seeds']} | {cells[0]} | {cells[1]} | {number(s['cpu_s_median'], 0)} |\n")
     return head + "".join(rows)
@@ -127,24 +149,31 @@ def others_block(summaries):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block disagrees")
-    p.add_argument("--readme", default=str(ROOT / "README.md"))
+    p.add_argument("--readme", help="one page to sync (default: README.md, docs/variants.md, docs/dqn_cartpole.md)")
     p.add_argument("--summary", default=str(ROOT / "benchmarks" / "results" / "summary.json"))
     a = p.parse_args(argv)
     summaries = json.loads(Path(a.summary).read_text())
-    blocks = {"exercise": exercise_block(summaries), "versus": versus_block(summaries), "others": others_block(summaries)}
-    text = Path(a.readme).read_text()
-    stale = [m["name"] for m in BLOCK.finditer(text) if m["name"] in blocks and m["body"] != blocks[m["name"]]]
-    unknown = [m["name"] for m in BLOCK.finditer(text) if m["name"] not in blocks]
-    if unknown:
-        sys.exit(f"error: {a.readme}: unknown numbers blocks {unknown}")
+    blocks = {"exercise": exercise_block(summaries), "versus": versus_block(summaries), "others": others_block(summaries),
+              "seeds": seeds_block(summaries)}
+    pages = [a.readme] if a.readme else [str(ROOT / name) for name in ("README.md", "docs/variants.md", "docs/dqn_cartpole.md")]
+    out_of_date = False
+    for page in pages:
+        text = Path(page).read_text()
+        stale = [m["name"] for m in BLOCK.finditer(text) if m["name"] in blocks and m["body"] != blocks[m["name"]]]
+        unknown = [m["name"] for m in BLOCK.finditer(text) if m["name"] not in blocks]
+        if unknown:
+            sys.exit(f"error: {page}: unknown numbers blocks {unknown}")
+        if a.check:
+            if stale:
+                print(f"{page}: out of date with {a.summary}: {', '.join(stale)} (run python docs/sync_numbers.py)")
+                out_of_date = True
+            continue
+        Path(page).write_text(BLOCK.sub(lambda m: m[1] + blocks.get(m["name"], m["body"]) + m[4], text))
+        print(f"{page}: rewrote {', '.join(stale) or 'nothing'}")
     if a.check:
-        if stale:
-            print(f"{a.readme}: out of date with {a.summary}: {', '.join(stale)} (run python docs/sync_numbers.py)")
+        if out_of_date:
             sys.exit(1)
-        print(f"{a.readme}: every numbers block agrees with {a.summary}")
-        return
-    Path(a.readme).write_text(BLOCK.sub(lambda m: m[1] + blocks.get(m["name"], m["body"]) + m[4], text))
-    print(f"{a.readme}: rewrote {', '.join(stale) or 'nothing'}")
+        print(f"every numbers block agrees with {a.summary}")
 
 
 if __name__ == "__main__":
