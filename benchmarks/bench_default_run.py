@@ -46,7 +46,7 @@ def run(script_path, seed, extra):
             returns = [float(row["episodic_return"]) for row in csv.DictReader(f)]
         with open(os.path.join(run_dir, "eval.json")) as f:
             saved = json.load(f)
-            kept = saved.get("kept_mean", saved["mean"]) if "kept_mean" in saved or "mean" in saved else saved["final_mean"]
+            kept = saved.get("kept_mean", saved.get("mean", saved.get("final_mean")))  # older runs: "mean" was kept
     return {"cpu_s": usage.ru_utime + usage.ru_stime, "episodes_to_195": episodes_to_mean(returns), "kept": kept}
 
 
