@@ -929,6 +929,7 @@ def test_tensorboard_events_hold_the_runs_csv_numbers_under_cleanrls_tags(script
 # these training returns (count, sum, SHA-256 of the list) and final evaluation, bit for bit, so every sweep
 # measured before stays valid. The flags reach the target's tau, the learning-rate decay, checks and the probe.
 GOLDEN_FLAGS = ["--seed", 3, "--total-timesteps", 4000, "--learning-starts", 300, "--target-network-frequency", 40,
+                "--train-frequency", 2,  # the flags the defaults search changed, at the values they had
                 "--exploration-fraction", 0.25, "--check-frequency", 1500, "--check-episodes", 2, "--eval-episodes", 2,
                 "--tau", 0.5, "--anneal-lr", "--probe-states", 20]
 GOLDEN = {"dqn_cartpole.py": (81, 3837.0, "9f1faccabf523777", [166.0, 155.0]),
