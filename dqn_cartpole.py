@@ -26,7 +26,6 @@ import os
 import signal
 import sys
 import time
-import warnings
 from collections import deque
 
 import gymnasium as gym
