@@ -327,6 +327,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 def fail(message):  # bad input: one line and exit code 2, as argparse does, never a traceback
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
 def random_streams(seed):
     """From one --seed, three independent streams (SeedSequence.spawn): the agent's (exploration, replay sampling),
     the training env's seed (31 bits: below the evaluation's, see episode_seed) and the probe's. Had they been

@@ -2725,6 +2725,31 @@ def _summaries(run_seeds, root, *args, capsys=None):
     return json.loads((Path(root) / "summary.json").read_text())
 
 
+
+def test_true_value_discounted_returns_and_a_pushing_policy_against_hand_values():
+    """benchmarks/true_value.py: G_t by hand for three rewards; a network that always pushes left plays a game whose
+    length an env of the test's own counts, and its true return from the start is sum of γ^t over that length."""
+    spec = importlib.util.spec_from_file_location("true_value", ROOT / "benchmarks" / "true_value.py")
+    true_value = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(true_value)
+    assert true_value.discounted_returns([1.0, 1.0, 1.0]) == pytest.approx([2.9701, 1.99, 1.0])
+
+    class PushLeft(torch.nn.Module):  # Q(s, left) = 50, Q(s, right) = 0, whatever the state
+        def forward(self, obs):
+            return torch.tensor([[50.0, 0.0]]).expand(len(obs), 2)
+
+    estimates, truths, lengths = true_value.measure_network(PushLeft(), "CartPole-v1", seed=4, starts=2)
+    env = gym.make("CartPole-v1")
+    for start, length in enumerate(lengths):
+        env.reset(seed=10**13 + 4 * 1_000 + start)
+        steps, done = 0, False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(0)
+            steps, done = steps + 1, terminated or truncated
+        assert length == steps < 50
+    assert truths[0] == pytest.approx(sum(0.99**t for t in range(lengths[0])))
+    assert len(estimates) == sum(lengths) and set(estimates) == {50.0}
+
 def test_flags_tag_is_readable_and_tells_apart_any_two_sets_of_flags(run_seeds):
     assert run_seeds.flags_tag([]) == "defaults"
     small, large = run_seeds.flags_tag(["--total-timesteps", "1000"]), run_seeds.flags_tag(["--total-timesteps", "100000"])
