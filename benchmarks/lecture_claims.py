@@ -1,0 +1,115 @@
+"""Lecture 03's claims about DQN, each tested by runs of the scripts with one thing changed.
+
+    python benchmarks/lecture_claims.py --list              # every experiment and the command that runs it
+    python benchmarks/lecture_claims.py --run no-replay     # run one (through run_seeds.py, 2 at a time)
+    python benchmarks/lecture_claims.py                     # the table, from benchmarks/results/summary.json
+
+An experiment is a set of flags given to a script over seeds, beside the script at its defaults on the same
+seeds. Each row reports, over the seeds run (20: 1-10 and 101-110, or 10: 1-10):
+- final >= 475: runs whose final network scores at least 475 of 500 on 10 greedy episodes, with a 95% Wilson
+  interval; exercise: runs whose last-100 mean of training returns reached 195 within 200 episodes (Lecture 03);
+- peak mean Q: the median over runs of the highest mean Q on the probe's 1,000 random-policy states (no return
+  on CartPole is above 1/(1 - γ) = 100), and how many runs' max Q passed 1,000;
+- P(this > defaults): the probability that this setting's final network scores more than the defaults' on the
+  same seed (ties count half), with a 95% bootstrap interval over seeds (rliable's probability of improvement).
+The rows go to benchmarks/results/claims.json (committed) and, as markdown, to docs/lecture03.md's table.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_seeds import RESULTS, ROOT, flags_tag, prob_improvement, wilson  # noqa: E402
+
+BOTH, FIRST = "1-10,101-110", "1-10"
+# name: (the lecture's claim, where, the script, the flags that change, the seeds)
+EXPERIMENTS = {
+    "no-replay": ("Part 4: without experience replay, learning from the newest transitions only",
+                  "dqn_cartpole.py", ["--buffer-size", "128", "--batch-size", "128"], BOTH),
+    "no-target": ("Part 4: without a target network (the target is the online network itself)",
+                  "dqn_cartpole.py", ["--target-network-frequency", "1"], BOTH),
+    "no-replay-no-target": ("Part 4: without both", "dqn_cartpole.py",
+                            ["--buffer-size", "128", "--batch-size", "128", "--target-network-frequency", "1"], BOTH),
+    "no-clip": ("Part 7, gotcha 3: without gradient clipping", "dqn_cartpole.py", ["--max-grad-norm", "1e9"], FIRST),
+    "starts-0": ("Part 7, gotcha 4: no burn-in (gradient steps from the first transition)", "dqn_cartpole.py",
+                 ["--learning-starts", "0"], FIRST),
+    "starts-10000": ("Part 7, gotcha 4: the lecture's burn-in of 10,000 transitions", "dqn_cartpole.py",
+                     ["--learning-starts", "10000"], FIRST),
+}
+ORDER = list(EXPERIMENTS)
+CLAIMS_JSON = os.path.join(RESULTS, "claims.json")
+
+
+def command(name):
+    _, script, flags, seeds = EXPERIMENTS[name]
+    return ["python", "benchmarks/run_seeds.py", script, "--seeds", seeds, "--jobs", "2", "--", *flags]
+
+
+def per_seed(summaries, script, flags):
+    """{seed: its entry} over the seed groups run_seeds.py summarised for this script and these flags."""
+    tag = flags_tag(flags)
+    return {entry["seed"]: entry for s in summaries if s["script"] == script and s["env_id"] == "CartPole-v1"
+            and s["flags_tag"] == tag for entry in s["per_seed"]}
+
+
+def row(summaries, name):
+    what, script, flags, seeds = EXPERIMENTS[name]
+    runs, base = per_seed(summaries, script, flags), per_seed(summaries, script, [])
+    if not runs:
+        return None
+    n = len(runs)
+    final = sum(entry["final"] >= 475 for entry in runs.values())
+    exercise = sum(bool(entry.get("within_200")) for entry in runs.values())
+    paired = sorted(set(runs) & set(base))
+    rng = np.random.default_rng(int(flags_tag(flags)[-8:], 16))  # the same interval run after run
+    p, ci = prob_improvement([runs[s]["final"] for s in paired], [base[s]["final"] for s in paired], rng)
+    peaks = [entry["peak_mean_q"] for entry in runs.values() if entry.get("peak_mean_q") is not None]
+    return {"claim": what, "flags": " ".join(flags), "runs": n, "final": final, "final_ci": wilson(final, n),
+            "final_mean": float(np.mean([entry["final"] for entry in runs.values()])),
+            "exercise": exercise, "exercise_ci": wilson(exercise, n),
+            "defaults_final": sum(base[s]["final"] >= 475 for s in paired),
+            "defaults_exercise": sum(bool(base[s].get("within_200")) for s in paired),
+            "peak_mean_q_median": float(np.median(peaks)) if peaks else None,
+            "runs_max_q_over_1000": sum((entry.get("peak_max_q") or 0) > 1000 for entry in runs.values()),
+            "p_better_than_defaults": p, "ci95": ci, "pairs": len(paired)}
+
+
+def table(rows):
+    lines = ["| experiment | final ≥ 475 [95%] (defaults) | exercise ≤ 200 episodes [95%] (defaults) | peak mean Q "
+             "(runs past 1,000) | P(better than the defaults) [95%] |", "|---|---|---|---|---|"]
+    for name, r in rows.items():
+        lines.append(f"| {name}: `{r['flags']}` | {r['final']}/{r['runs']} [{r['final_ci'][0]:.2f}, {r['final_ci'][1]:.2f}]"
+                     f" ({r['defaults_final']}/{r['pairs']}) | {r['exercise']}/{r['runs']} [{r['exercise_ci'][0]:.2f}, "
+                     f"{r['exercise_ci'][1]:.2f}] ({r['defaults_exercise']}/{r['pairs']}) | "
+                     f"{r['peak_mean_q_median']:.0f} ({r['runs_max_q_over_1000']}) | {r['p_better_than_defaults']:.2f} "
+                     f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--list", action="store_true", help="print each experiment's command")
+    p.add_argument("--run", metavar="NAME", help="run one experiment")
+    a = p.parse_args(argv)
+    if a.list:
+        for name in ORDER:
+            print(f"{name}: {EXPERIMENTS[name][0]}\n  {' '.join(command(name))}")
+        return
+    if a.run:
+        if a.run not in EXPERIMENTS:
+            sys.exit(f"error: no experiment {a.run!r}: {', '.join(EXPERIMENTS)}")
+        sys.exit(subprocess.call([sys.executable, *command(a.run)[1:]], cwd=ROOT))
+    with open(os.path.join(RESULTS, "summary.json")) as f:
+        summaries = json.load(f)
+    rows = {name: r for name in ORDER if (r := row(summaries, name))}
+    with open(CLAIMS_JSON, "w") as f:
+        json.dump({name: {**r, "command": " ".join(command(name))} for name, r in rows.items()}, f, indent=1)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
