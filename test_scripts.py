@@ -254,6 +254,36 @@ def test_fl_same_seed_same_q_table():
     assert not np.array_equal(runs[0], runs[2])
 
 
+# Recorded from q_learning_frozenlake.py before its restructuring into a lesson-first file: the same seed and flags
+# must give these training returns (count, sum, SHA-256 of the list), Q-table (SHA-256 of its float64 bytes) and
+# evaluation (simulated success, exact success of the policy), bit for bit, so every sweep measured before stays valid.
+_FL_GOLDEN = {
+    "slippery 4x4, a short budget": (["--seed", 2, "--episodes", 1500, "--eval-episodes", 2000],
+                                     (1500, 75.0, "428e1bcddd8d5dfe", "082bae2a8a69258f", 0.0765, 0.07958543182817114)),
+    "deterministic custom map": (["--seed", 4, "--map", "SFFH,FFFF,HFFG", "--no-is-slippery", "--episodes", 300,
+                                  "--eval-episodes", 200],
+                                 (300, 263.0, "c5713df94137eab8", "a5c338b01609882a", 1.0, 1.0)),
+    "8x8, every schedule flag away from its default": (
+        ["--seed", 5, "--map-name", "8x8", "--episodes", 1200, "--learning-rate", 0.3, "--no-anneal-lr", "--gamma", 0.95,
+         "--start-e", 0.8, "--end-e", 0.05, "--exploration-fraction", 0.3, "--eval-episodes", 1000],
+        (1200, 194.0, "671897c41abadda6", "663b01b1b0770d0e", 0.639, 0.6572916956988171)),
+}
+
+
+@pytest.mark.parametrize("name", _FL_GOLDEN)
+def test_fl_returns_and_q_table_are_bit_for_bit_those_recorded_before_the_restructuring(name, tmp_path):
+    flags, expected = _FL_GOLDEN[name]
+    result = run_script("q_learning_frozenlake.py", *flags, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path)
+    returns = [float(row["return"]) for row in read_csv(run_dir / "episodes.csv")]
+    digest = hashlib.sha256(json.dumps(returns).encode()).hexdigest()[:16]
+    q_digest = hashlib.sha256(np.load(run_dir / "q_table.npy").astype(np.float64).tobytes()).hexdigest()[:16]
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    got = (len(returns), sum(returns), digest, q_digest, evaluation["success_rate"], evaluation["exact_this_policy"])
+    assert got == expected, got
+
+
 def test_fl_help_shows_groups_help_and_default_for_every_flag():
     result = _fl_run(["--help"], REPO)
     assert result.returncode == 0, result.stderr
