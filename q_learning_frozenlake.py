@@ -344,13 +344,11 @@ def random_streams(seed):
 
 
 def make_env(map_name="4x4", custom_map=None, is_slippery=True, max_episode_steps=None, render_mode=None):
-    """FrozenLake with its registered time limit (100 steps; 200 for FrozenLake8x8-v1); custom_map: a list of rows."""
-    kwargs = {"is_slippery": is_slippery, "render_mode": render_mode}
-    if max_episode_steps is not None:
-        kwargs["max_episode_steps"] = max_episode_steps
-    if custom_map is not None:
-        return gym.make("FrozenLake-v1", desc=custom_map, **kwargs)
-    return gym.make("FrozenLake8x8-v1" if map_name == "8x8" else "FrozenLake-v1", **kwargs)
+    """FrozenLake with its registered time limit (100 steps; 200 for FrozenLake8x8-v1) unless max_episode_steps is
+    given; custom_map: a list of rows, in place of map_name."""
+    env_id = "FrozenLake8x8-v1" if map_name == "8x8" and custom_map is None else "FrozenLake-v1"
+    return gym.make(env_id, desc=custom_map, is_slippery=is_slippery, max_episode_steps=max_episode_steps,
+                    render_mode=render_mode)
 
 
 def load_q_table(path, shape):
