@@ -254,6 +254,90 @@ def test_fl_same_seed_same_q_table():
     assert not np.array_equal(runs[0], runs[2])
 
 
+# Recorded from q_learning_frozenlake.py before its restructuring into a lesson-first file: the same seed and flags
+# must give these training returns (count, sum, SHA-256 of the list), Q-table (SHA-256 of its float64 bytes) and
+# evaluation (simulated success, exact success of the policy), bit for bit, so every sweep measured before stays valid.
+_FL_GOLDEN = {
+    "slippery 4x4, a short budget": (["--seed", 2, "--episodes", 1500, "--eval-episodes", 2000],
+                                     (1500, 75.0, "428e1bcddd8d5dfe", "082bae2a8a69258f", 0.0765, 0.07958543182817114)),
+    "deterministic custom map": (["--seed", 4, "--map", "SFFH,FFFF,HFFG", "--no-is-slippery", "--episodes", 300,
+                                  "--eval-episodes", 200],
+                                 (300, 263.0, "c5713df94137eab8", "a5c338b01609882a", 1.0, 1.0)),
+    "8x8, every schedule flag away from its default": (
+        ["--seed", 5, "--map-name", "8x8", "--episodes", 1200, "--learning-rate", 0.3, "--no-anneal-lr", "--gamma", 0.95,
+         "--start-e", 0.8, "--end-e", 0.05, "--exploration-fraction", 0.3, "--eval-episodes", 1000],
+        (1200, 194.0, "671897c41abadda6", "663b01b1b0770d0e", 0.639, 0.6572916956988171)),
+}
+
+
+@pytest.mark.parametrize("name", _FL_GOLDEN)
+def test_fl_returns_and_q_table_are_bit_for_bit_those_recorded_before_the_restructuring(name, tmp_path):
+    flags, expected = _FL_GOLDEN[name]
+    result = run_script("q_learning_frozenlake.py", *flags, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path)
+    returns = [float(row["return"]) for row in read_csv(run_dir / "episodes.csv")]
+    digest = hashlib.sha256(json.dumps(returns).encode()).hexdigest()[:16]
+    q_digest = hashlib.sha256(np.load(run_dir / "q_table.npy").astype(np.float64).tobytes()).hexdigest()[:16]
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    got = (len(returns), sum(returns), digest, q_digest, evaluation["success_rate"], evaluation["exact_this_policy"])
+    assert got == expected, got
+
+
+def test_fl_a_reader_meets_the_q_table_and_the_loop_first_and_no_line_is_long():
+    """The lesson first, as in the DQN scripts: the Q-table within the first 80 lines, train() within the first 200,
+    the lesson's sections in the lecture's order, the plumbing in one marked section after the evaluation, no line
+    over 120 characters, and a file short enough to read in one sitting."""
+    lines = Path(_FL_SCRIPT).read_text().splitlines()
+    order = ["def zero_q_table(", "def td_update(", "def linear_schedule(", "def train(", "def evaluate(", "# =====",
+             "def parse_args("]
+    first = {name: next(i + 1 for i, line in enumerate(lines) if line.startswith(name)) for name in order}
+    assert first["def zero_q_table("] <= 80 and first["def train("] <= 200, first
+    assert sorted(first.values()) == list(first.values()), first  # Q-table, TD update, schedule, loop, evaluation
+    assert sum(line.startswith("# =====") for line in lines) == 1 and lines[first["# ====="] - 1].endswith(" plumbing")
+    assert [i + 1 for i, line in enumerate(lines) if len(line) > 120] == []
+    assert len(lines) <= _FL_MAX_LINES, len(lines)
+
+
+_FL_MAX_LINES = 520
+
+
+def test_fl_every_algorithm_flag_reaches_the_loop(tmp_path, monkeypatch):
+    """Each flag of the algorithm group, set away from its default, arrives where it acts: the env training runs on
+    (map, size, slipperiness), the number of episodes, alpha and whether it decays, gamma in every TD update, and
+    epsilon's schedule, read back from episodes.csv. benchmarks/flag_breaks.py ignores each in turn ("fl: ...")."""
+    fl, seen = _fl_module(), {"gamma": set(), "alpha": set()}
+    original_train, original_update = fl.train, fl.td_update
+
+    def recording_train(env, *args, **kwargs):
+        seen["desc"], seen["slides"] = env.unwrapped.desc.astype(str).tolist(), len(env.unwrapped.P[1][0])
+        return original_train(env, *args, **kwargs)
+
+    def recording_update(*args):  # (q_table, obs, action, reward, next_obs, terminated,) learning_rate, gamma
+        seen["alpha"].add(args[-2])
+        seen["gamma"].add(args[-1])
+        return original_update(*args)
+    monkeypatch.setattr(fl, "train", recording_train)
+    monkeypatch.setattr(fl, "td_update", recording_update)
+    monkeypatch.chdir(tmp_path)
+    fl.main(["--map-name", "8x8", "--no-is-slippery", "--episodes", "37", "--learning-rate", "0.3", "--no-anneal-lr",
+             "--gamma", "0.9", "--start-e", "0.7", "--end-e", "0.2", "--exploration-fraction", "0.4",
+             "--eval-episodes", "10", "--exp-name", "named"])
+    assert (len(seen.pop("desc")), seen.pop("slides"), seen) == (8, 1, {"gamma": {0.9}, "alpha": {0.3}})
+    (run_dir,) = (tmp_path / "runs").glob("*named*")
+    rows = read_csv(run_dir / "episodes.csv")
+    assert len(rows) == 37 and {float(row["learning_rate"]) for row in rows} == {0.3}
+    expected = [0.7 + min(episode / (0.4 * 37), 1.0) * (0.2 - 0.7) for episode in range(37)]
+    assert [float(row["epsilon"]) for row in rows] == pytest.approx(expected)
+    assert json.loads((run_dir / "eval.json").read_text())["max_episode_steps"] == 200  # FrozenLake8x8-v1's limit
+    # a custom map, slippery by default; alpha decays by default
+    fl.main(["--map", "SFFH,FFFF,HFFG", "--episodes", "20", "--eval-episodes", "10", "--exp-name", "custom"])
+    assert seen["desc"] == [list("SFFH"), list("FFFF"), list("HFFG")] and seen["slides"] == 3
+    (run_dir,) = (tmp_path / "runs").glob("*custom*")
+    assert [float(row["learning_rate"]) for row in read_csv(run_dir / "episodes.csv")] == pytest.approx(
+        [0.1 * (1 - episode / 20) for episode in range(20)])
+
+
 def test_fl_help_shows_groups_help_and_default_for_every_flag():
     result = _fl_run(["--help"], REPO)
     assert result.returncode == 0, result.stderr
@@ -1228,21 +1312,21 @@ def test_every_algorithm_flag_reaches_the_loop(script, tmp_path, monkeypatch):
 
 def test_every_algorithm_flag_has_a_break_in_benchmarks_flag_breaks(dqn, per):
     """benchmarks/flag_breaks.py (run by hand: minutes) ignores each algorithm flag in a copy and expects a test to
-    fail; a flag added to the algorithm group without a break there fails here."""
+    fail; a flag added to the algorithm group without a break there fails here (FrozenLake's breaks: "fl: <flag>")."""
     breaks = load_script("benchmarks/flag_breaks.py").BREAKS
-    for module in (dqn, per):
+    for module, prefix in ((dqn, ""), (per, ""), (load_script("q_learning_frozenlake.py"), "fl: ")):
         parser_flags = set()
         original = module.ArgumentParser.parse_args
         def capture(self, *args, **kwargs):
             (group,) = [g for g in self._action_groups if g.title == "algorithm"]
-            parser_flags.update(action.option_strings[0].lstrip("-") for action in group._group_actions)
+            parser_flags.update(prefix + action.option_strings[0].lstrip("-") for action in group._group_actions)
             return original(self, *args, **kwargs)
         module.ArgumentParser.parse_args = capture
         try:
             module.parse_args([])
         finally:
             module.ArgumentParser.parse_args = original
-        assert parser_flags - set(breaks) == set()
+        assert parser_flags and parser_flags - set(breaks) == set()
     for script, text, broken, tests in breaks.values():
         assert (ROOT / script).read_text().count(text) == 1, text  # each break still applies to the code as it is
 

@@ -19,6 +19,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS_TEST = "every_algorithm_flag and dqn_cartpole"
+FL_FLAGS_TEST = "fl_every_algorithm_flag"
 # name: (script, the text as it is, the text broken, the pytest -k expression of the tests that must fail)
 BREAKS = {
     "env-id": ("dqn_cartpole.py", "env = gym.make(args.env_id)", 'env = gym.make("CartPole-v1")',
@@ -63,6 +64,25 @@ BREAKS = {
     "prioritized-replay-beta": ("per_dqn.py", "(1 - args.prioritized_replay_beta)", "(1 - 0.4)", "per_loop"),
     "prioritized-replay-eps": ("per_dqn.py", "args.prioritized_replay_alpha, args.prioritized_replay_eps)",
                                "args.prioritized_replay_alpha, 1e-6)", "per_loop"),
+    # q_learning_frozenlake.py
+    "fl: episodes": ("q_learning_frozenlake.py", "train(env, args.episodes,", "train(env, 10_000,", FL_FLAGS_TEST),
+    "fl: learning-rate": ("q_learning_frozenlake.py", "args.episodes, args.learning_rate,", "args.episodes, 0.1,",
+                          FL_FLAGS_TEST),
+    "fl: anneal-lr": ("q_learning_frozenlake.py", "args.learning_rate, args.anneal_lr,", "args.learning_rate, True,",
+                      FL_FLAGS_TEST),
+    "fl: gamma": ("q_learning_frozenlake.py", "args.anneal_lr, args.gamma,", "args.anneal_lr, 0.99,", FL_FLAGS_TEST),
+    "fl: start-e": ("q_learning_frozenlake.py", "args.gamma, args.start_e,", "args.gamma, 1.0,", FL_FLAGS_TEST),
+    "fl: end-e": ("q_learning_frozenlake.py", "args.end_e, args.exploration_fraction,",
+                  "0.1, args.exploration_fraction,", FL_FLAGS_TEST),
+    "fl: exploration-fraction": ("q_learning_frozenlake.py", "args.exploration_fraction, args.seed,", "0.5, args.seed,",
+                                 FL_FLAGS_TEST),
+    "fl: map-name": ("q_learning_frozenlake.py",
+                     'make_env(args.map_name, args.map and args.map.split(","), args.is_slippery)\n',
+                     'make_env("4x4", args.map and args.map.split(","), args.is_slippery)\n', FL_FLAGS_TEST),
+    "fl: map": ("q_learning_frozenlake.py", 'args.map and args.map.split(","), args.is_slippery)\n',
+                "None, args.is_slippery)\n", FL_FLAGS_TEST),
+    "fl: is-slippery": ("q_learning_frozenlake.py", 'args.map.split(","), args.is_slippery)\n',
+                        'args.map.split(","), True)\n', FL_FLAGS_TEST),
 }
 
 
