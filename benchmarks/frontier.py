@@ -49,19 +49,24 @@ SETTINGS = {  # name: (what changes, in words; {flag: new value}, or extra flags
                      {"--train-frequency": "1", "--target-network-frequency": "100", "--batch-size": "64"}),
     "lr2tnf200": ("learning rate 2e-3, the target every 200 env steps (100 gradient steps)",
                   {"--learning-rate": "2e-3", "--target-network-frequency": "200"}),
-    "tf1tnf100decay": ("tf1tnf100, and the learning rate constant for half the run, then linearly to 0",
+    "tf1tnf100decay": ("tf1tnf100, and the learning rate constant for half the run, then linearly to 0; Double stopped after 4 seeds",
                        {"--train-frequency": "1", "--target-network-frequency": "100", "--anneal-lr": "",
                         "--anneal-lr-start": "0.5"}),
     "decay50": ("the learning rate constant for half the run, then linearly to 0 at its end",
                 {"--anneal-lr": "", "--anneal-lr-start": "0.5"}),
     "decay20": ("the learning rate constant for the first 20% of the run, then linearly to 0 at its end",
                 {"--anneal-lr": "", "--anneal-lr-start": "0.2"}),
+    "tf1tnf100huber": ("tf1tnf100 with the Huber loss (Nature's clipped error); stopped after 6 seeds of DQN (2 held)",
+                       {"--train-frequency": "1", "--target-network-frequency": "100", "--loss": "huber"}),
+    "tf1tnf100h128": ("tf1tnf100 with 128 hidden units (the lecture's SimpleDQN); Double DQN not run (stopped for time)",
+                      {"--train-frequency": "1", "--target-network-frequency": "100", "--hidden-dim": "128"}),
     "zoo": ("the RL Zoo's CartPole values, its target lag in gradient steps kept: 256 units, lr 2.3e-3, batch 64, the "
             "target every 256 env steps (128 gradient steps), epsilon to 0.04 over 16%",
             {"--hidden-dim": "256", "--learning-rate": "2.3e-3", "--batch-size": "64", "--target-network-frequency": "256",
              "--end-e": "0.04", "--exploration-fraction": "0.16"}),
 }
-ORDER = ["base", "polyak02", "h128", "decay20", "decay50", "zoo", "lr2tnf200", "tf1tnf100", "tf1tnf100b64", "tf1tnf100decay"]
+ORDER = ["base", "polyak02", "h128", "decay20", "decay50", "zoo", "lr2tnf200", "tf1tnf100", "tf1tnf100b64", "tf1tnf100decay",
+         "tf1tnf100huber", "tf1tnf100h128"]
 SETTINGS = {name: SETTINGS[name] for name in ORDER}  # the table's order: the fast target first, then slower ones
 FRONTIER_JSON = os.path.join(RESULTS, "frontier.json")
 FIGURE = os.path.join(ROOT, "docs", "frontier.png")
