@@ -41,6 +41,13 @@ EXPERIMENTS = {
                      ["--learning-starts", "10000"], FIRST),
 }
 ORDER = list(EXPERIMENTS)
+# Part 6, Double DQN against DQN at a target that lags 5 times longer (500 gradient steps) and a budget twice as long,
+# measured with benchmarks/true_value.py on the final networks, as at the defaults:
+SLOW_TARGET = ["--target-network-frequency", "500", "--total-timesteps", "100000"]
+DOUBLE_COMMANDS = [
+    "python benchmarks/true_value.py dqn_cartpole.py double_dqn.py --seeds 1-10,101-110",
+    f"python benchmarks/run_seeds.py dqn_cartpole.py double_dqn.py --seeds 1-10 --jobs 2 -- {' '.join(SLOW_TARGET)}",
+    f"python benchmarks/true_value.py dqn_cartpole.py double_dqn.py --seeds 1-10 -- {' '.join(SLOW_TARGET)}"]
 CLAIMS_JSON = os.path.join(RESULTS, "claims.json")
 
 
@@ -98,6 +105,8 @@ def main(argv=None):
     if a.list:
         for name in ORDER:
             print(f"{name}: {EXPERIMENTS[name][0]}\n  {' '.join(command(name))}")
+        print("double: Part 6, overestimation against the true return, at the defaults and with a slower target")
+        print("\n".join(f"  {line}" for line in DOUBLE_COMMANDS))
         return
     if a.run:
         if a.run not in EXPERIMENTS:
