@@ -85,6 +85,26 @@ def row(summaries, name):
             "p_better_than_defaults": p, "ci95": ci, "pairs": len(paired)}
 
 
+def versus_dqn(summaries, scripts=("double_dqn.py", "dueling_dqn.py", "per_dqn.py")):
+    """The exercise's "compare sample efficiency": each variant at its defaults against DQN on the same seeds, in
+    episodes to the 195 criterion (fewer is better; a seed that never met it counts as more than any that did) and in
+    the final network's score: P(variant better than DQN) with its 95% interval, paired by seed."""
+    dqn = per_seed(summaries, "dqn_cartpole.py", [])
+    out = {}
+    for script in scripts:
+        runs = per_seed(summaries, script, [])
+        paired = sorted(set(runs) & set(dqn))
+        rng = np.random.default_rng(len(script))  # the same interval run after run
+        episodes = lambda entry: -(entry["episodes_to_195"] or np.inf)  # noqa: E731  (higher is better)
+        p_fast, ci_fast = prob_improvement([episodes(runs[s]) for s in paired], [episodes(dqn[s]) for s in paired], rng)
+        p_final, ci_final = prob_improvement([runs[s]["final"] for s in paired], [dqn[s]["final"] for s in paired], rng)
+        median = lambda group: float(np.median([e["episodes_to_195"] or np.inf for e in group.values()]))  # noqa: E731
+        out[script] = {"pairs": len(paired), "median_episodes": median(runs), "dqn_median_episodes": median(dqn),
+                       "p_fewer_episodes": p_fast, "ci95_fewer_episodes": ci_fast,
+                       "p_better_final": p_final, "ci95_better_final": ci_final}
+    return out
+
+
 def table(rows):
     lines = ["| experiment | final ≥ 475 [95%] (defaults) | exercise ≤ 200 episodes [95%] (defaults) | peak mean Q "
              "(runs past 1,000) | P(better than the defaults) [95%] |", "|---|---|---|---|---|"]
@@ -115,9 +135,16 @@ def main(argv=None):
     with open(os.path.join(RESULTS, "summary.json")) as f:
         summaries = json.load(f)
     rows = {name: r for name in ORDER if (r := row(summaries, name))}
+    versus = versus_dqn(summaries)
     with open(CLAIMS_JSON, "w") as f:
-        json.dump({name: {**r, "command": " ".join(command(name))} for name, r in rows.items()}, f, indent=1)
+        json.dump({"experiments": {name: {**r, "command": " ".join(command(name))} for name, r in rows.items()},
+                   "versus_dqn": versus}, f, indent=1)
     print(table(rows))
+    for script, v in versus.items():
+        print(f"{script} against DQN, {v['pairs']} seeds: median episodes to 195 {v['median_episodes']:.0f} vs "
+              f"{v['dqn_median_episodes']:.0f}, P(fewer) {v['p_fewer_episodes']:.2f} [{v['ci95_fewer_episodes'][0]:.2f}, "
+              f"{v['ci95_fewer_episodes'][1]:.2f}]; P(better final) {v['p_better_final']:.2f} "
+              f"[{v['ci95_better_final'][0]:.2f}, {v['ci95_better_final'][1]:.2f}]")
 
 
 if __name__ == "__main__":
