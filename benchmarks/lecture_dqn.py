@@ -34,12 +34,13 @@ What it keeps on purpose, which dqn_cartpole.py fixes:
     numpy ring buffer. This is the main cost in steps per second;
   - training starts as soon as the buffer holds one batch (64 transitions), with no warm-up period
     (dqn_cartpole.py: --learning-starts);
-  - unseeded environment: train_dqn calls env.reset() with no seed. Seeding Python's `random`, numpy and
-    torch, as bench_cartpole.py and __main__ do, fixes the agent's draws but not CartPole's start states,
-    so two runs with the same --seed can still differ.
+
+Seeding, which the lecture leaves out: train_dqn(..., seed=s) seeds the first env.reset with s (later resets go on
+from that generator), and __main__ seeds Python's `random`, numpy and torch with --seed too, so a run is the same
+run after run. Without a seed (train_dqn's default, as the lecture calls it) CartPole's starts are unseeded.
 
 Interface (the same as the lecture's, which is what bench_cartpole.py calls):
-    train_dqn(env_name='CartPole-v1', n_episodes=500) -> (agent, rewards_per_episode)
+    train_dqn(env_name='CartPole-v1', n_episodes=500, seed=None) -> (agent, rewards_per_episode)
     It prints a progress line every 50 episodes. The caller seeds random / np.random / torch beforehand.
 
 Usage: python benchmarks/lecture_dqn.py [--seed 1] [--episodes 500] [--eval-episodes 10]
@@ -239,7 +240,7 @@ class DQNAgent:
         self.epsilon = max(self.epsilon_end, self.epsilon * self.epsilon_decay)
 
 
-def train_dqn(env_name='CartPole-v1', n_episodes=500):
+def train_dqn(env_name='CartPole-v1', n_episodes=500, seed=None):  # fix seeding: seed
     """Train DQN agent."""
     env = gym.make(env_name)
 
@@ -257,7 +258,7 @@ def train_dqn(env_name='CartPole-v1', n_episodes=500):
     rewards_per_episode = []
 
     for episode in range(n_episodes):
-        state, _ = env.reset()
+        state, _ = env.reset(seed=seed if episode == 0 else None)  # fix seeding: the first reset seeds the env
         total_reward = 0
         done = False
 
@@ -349,7 +350,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 if __name__ == "__main__":
     p = ArgumentParser(description="Lecture 03's DQN on CartPole-v1, timed (see the module docstring).")
-    p.add_argument("--seed", type=int, default=1, help="seeds random, numpy and torch (the env stays unseeded)")
+    p.add_argument("--seed", type=int, default=1, help="seeds random, numpy, torch and the env's first reset")
     p.add_argument("--episodes", type=int, default=500, help="training episodes (the lecture: 500)")
     p.add_argument("--env-id", default="CartPole-v1", help="the env train_dqn makes (the lecture: CartPole-v1)")
     p.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes that score the trained agent")
@@ -373,7 +374,7 @@ if __name__ == "__main__":
         # train_dqn makes its env by name: a registered name that makes the env wrapped in the log
         logged_id = f"LectureLog/{a.env_id}"
         gym.register(logged_id, entry_point=lambda: EpisodeLog(gym.make(a.env_id), writer, t0))
-        agent, rewards = train_dqn(env_name=logged_id, n_episodes=a.episodes)
+        agent, rewards = train_dqn(env_name=logged_id, n_episodes=a.episodes, seed=a.seed)
     dt = time.time() - t0
     steps = int(sum(rewards))  # a CartPole episode's return is its length
     returns = greedy_returns(agent, a.env_id, a.seed, a.eval_episodes)
