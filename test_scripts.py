@@ -3142,7 +3142,111 @@ def test_the_committed_results_still_redraw_every_figure(tmp_path):
         "| double_dqn.py", "| dqn_cartpole.py", "| dueling_dqn.py", "| per_dqn.py"]
 
 
-@pytest.mark.parametrize("flags", [["--episodes", "0"], ["--eval-episodes", "-1"], ["--seed", "x"], ["--bogus"]])
+@pytest.mark.parametrize("flags", [["--episodes", "0"], ["--eval-episodes", "-1"], ["--seed", "x"], ["--bogus"],
+                                   ["--fix", "bogus"], ["--fix", "truncation,nope"]])
 def test_lecture_dqn_bad_input_is_one_error_line(tmp_path, flags):
     assert_one_line_error(_tool(ROOT / "benchmarks" / "lecture_dqn.py", *flags, cwd=tmp_path))
     assert not (tmp_path / "runs").exists()
+
+
+def test_lecture_dqn_same_seed_same_returns_and_args_record_the_fixes(tmp_path):
+    flags = {"again": [], "twice": [], "some": ["--fix", "epsilon,batch", "--fix", "truncation"], "all": ["--fix", "all"]}
+    runs = {}
+    for name, fix in flags.items():
+        (tmp_path / name).mkdir()
+        episodes = 15 if name in ("again", "twice", "some") else 2
+        result = _tool(ROOT / "benchmarks" / "lecture_dqn.py", "--seed", 3, "--episodes", episodes, "--eval-episodes", 1,
+                       *fix, cwd=tmp_path / name, timeout=300)
+        assert result.returncode == 0, result.stderr
+        runs[name] = only_run_dir(tmp_path / name)
+    rows = {name: read_csv(run_dir / "episodes.csv") for name, run_dir in runs.items()}
+    # the env's first reset is seeded: the same --seed, the same episodes, step for step
+    assert [(r["global_step"], r["episodic_return"]) for r in rows["again"]] == [
+        (r["global_step"], r["episodic_return"]) for r in rows["twice"]]
+    fixes = {name: json.loads((run_dir / "args.json").read_text())["fix"] for name, run_dir in runs.items()}
+    assert fixes == {"again": [], "twice": [], "some": ["truncation", "epsilon", "batch"],
+                     "all": ["truncation", "target-period", "epsilon", "learning-starts", "batch", "width", "adam-eps"]}
+    # --fix epsilon: the column is the linear schedule at each episode's last step
+    assert [float(r["epsilon"]) for r in rows["some"]] == [
+        round(max(0.01, 1.0 - 0.99 * (int(r["global_step"]) - 1) / 5000), 4) for r in rows["some"]]
+
+
+@pytest.fixture(scope="module")
+def lecture_dqn():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as its __main__ does: on a busy machine two threads make each small step many times slower
+    yield load_script("benchmarks/lecture_dqn.py")
+    torch.set_num_threads(threads)
+
+
+def _lecture_train(module, fixes, episodes, env_name="CartPole-v1", seed=0):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return module.train_dqn(env_name=env_name, n_episodes=episodes, seed=seed, fixes=fixes)
+
+
+def test_lecture_dqn_fix_truncation_stores_done_0_at_the_time_limit(lecture_dqn):
+    gym.register("LectureFiveSteps-v0", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
+                 max_episode_steps=5)  # every episode ends at the time limit: the pole cannot fall in 5 steps
+    for fixes, at_limit in [((), True), (("truncation",), False)]:
+        agent, rewards = _lecture_train(lecture_dqn, fixes, 3, "LectureFiveSteps-v0")
+        assert rewards == [5.0] * 3  # the loop still ends each episode at the limit
+        assert [bool(e.done) for e in agent.replay_buffer.buffer] == [False] * 4 + [at_limit] + [False] * 4 + [
+            at_limit] + [False] * 4 + [at_limit]
+
+
+def test_lecture_dqn_fix_target_period_copies_every_100_gradient_steps(lecture_dqn, monkeypatch):
+    copies, load = [], lecture_dqn.SimpleDQN.load_state_dict
+    monkeypatch.setattr(lecture_dqn.SimpleDQN, "load_state_dict", lambda self, *a, **k: copies.append(1) or load(self, *a, **k))
+    update = lecture_dqn.DQNAgent.update
+
+    def spied(self):
+        before = len(copies)
+        loss = update(self)
+        if len(copies) > before:
+            copied_at.append(self.steps)
+        return loss
+
+    monkeypatch.setattr(lecture_dqn.DQNAgent, "update", spied)
+    for fixes, period in [((), 1000), (("target-period",), 100)]:
+        copied_at = []
+        agent, _ = _lecture_train(lecture_dqn, fixes, 25)
+        assert 250 < agent.steps < 1000 and copied_at == list(range(period, agent.steps + 1, period))
+
+
+def test_lecture_dqn_fix_epsilon_is_linear_over_env_steps(lecture_dqn, monkeypatch):
+    select = lecture_dqn.DQNAgent.select_action
+
+    def spied(self, state, training=True):
+        if training:
+            seen.append(self.epsilon)
+        return select(self, state, training)
+
+    monkeypatch.setattr(lecture_dqn.DQNAgent, "select_action", spied)
+    seen = []
+    _, rewards = _lecture_train(lecture_dqn, (), 5)  # the lecture's: x0.995 after each episode
+    assert seen == pytest.approx([0.995 ** k for k, r in enumerate(rewards) for _ in range(int(r))])
+    seen = []
+    _, rewards = _lecture_train(lecture_dqn, ("epsilon",), 5)  # one value per env step, whatever the episodes
+    assert len(seen) == sum(rewards) and seen == pytest.approx([1.0 - 0.99 * t / 5000 for t in range(len(seen))])
+    assert lecture_dqn.linear_epsilon(2500) == pytest.approx(0.505) and lecture_dqn.linear_epsilon(5000) == pytest.approx(0.01)
+    assert lecture_dqn.linear_epsilon(10**6) == 0.01
+
+
+def test_lecture_dqn_fix_learning_starts_and_batch(lecture_dqn, monkeypatch):
+    update, sample = lecture_dqn.DQNAgent.update, lecture_dqn.ReplayBuffer.sample
+    monkeypatch.setattr(lecture_dqn.DQNAgent, "update", lambda self: trained.append(len(self.replay_buffer)) if update(
+        self) is not None else None)
+    monkeypatch.setattr(lecture_dqn.ReplayBuffer, "sample", lambda self, n: sizes.add(n) or sample(self, n))
+    for fixes, episodes, first, batch in [((), 6, 64, 64), (("learning-starts",), 30, 501, 64), (("batch",), 9, 128, 128)]:
+        trained, sizes = [], set()
+        _lecture_train(lecture_dqn, fixes, episodes)
+        assert trained[0] == first and sizes == {batch}
+
+
+def test_lecture_dqn_fix_width_and_adam_eps(lecture_dqn):
+    for fixes, width, eps in [((), 128, 1e-8), (("width",), 64, 1e-8), (("adam-eps",), 128, 1e-4)]:
+        agent = lecture_dqn.DQNAgent(4, 2, fixes=fixes)
+        assert agent.q_network.net[0].out_features == agent.target_network.net[2].in_features == width
+        assert agent.optimizer.param_groups[0]["eps"] == eps

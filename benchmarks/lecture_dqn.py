@@ -3,10 +3,12 @@
 What this is: the code from Lecture 03 ("Value Functions and Q-Learning"), Parts 3-5: the SimpleDQN
 network (Part 3, "DQN for Simple Environments"), the ReplayBuffer (Part 4, "Trick 1: Experience
 Replay"), and DQNAgent with train_dqn (Part 5, "Complete DQN Implementation"). The agent and the training
-loop follow the lecture line for line. Only three things are added: the imports at the top, a
-filter for one torch warning, and, after the lecture's code, a __main__ that measures a run (one torch
-thread), logs its episodes through an env wrapper (train_dqn itself is untouched), scores the trained agent
-greedily, writes a run folder and prints one line. The lecture's
+loop follow the lecture line for line. Only these things are added: the imports at the top, a
+filter for one torch warning, the env's seed (train_dqn's `seed`: the first env.reset is seeded, so the same
+--seed gives the same returns run after run), the --fix switches (train_dqn's `fixes`, below; none by default),
+each change marked with a comment naming its fix, and, after the lecture's code, a __main__ that measures a run
+(one torch thread), logs its episodes through an env wrapper, scores the trained agent greedily, writes a run
+folder and prints one line. The lecture's
 Atari `DQN` conv network (Part 3) is left out because CartPole does not use it, and so is its closing
 `render_mode='human'` episode, which needs a display.
 
@@ -34,15 +36,37 @@ What it keeps on purpose, which dqn_cartpole.py fixes:
     numpy ring buffer. This is the main cost in steps per second;
   - training starts as soon as the buffer holds one batch (64 transitions), with no warm-up period
     (dqn_cartpole.py: --learning-starts);
-  - unseeded environment: train_dqn calls env.reset() with no seed. Seeding Python's `random`, numpy and
-    torch, as bench_cartpole.py and __main__ do, fixes the agent's draws but not CartPole's start states,
-    so two runs with the same --seed can still differ.
+  - the batch (64; dqn_cartpole.py: 128), the hidden width (128; dqn_cartpole.py: 64), a hard target copy every
+    1,000 gradient steps (dqn_cartpole.py: every 100 env steps, with one gradient step per env step) and
+    Adam's eps (PyTorch's 1e-8; dqn_cartpole.py: 1e-4).
+The same in both: learning rate 1e-3, MSE loss, gradient-norm clip 10, gamma 0.99, a 100,000-transition buffer,
+one gradient step per env step. (Left as it is: random.sample draws a batch without replacement, dqn_cartpole.py
+with.)
+
+Seeding, which the lecture leaves out: train_dqn(..., seed=s) seeds the first env.reset with s (later resets go on
+from that generator), and __main__ seeds Python's `random`, numpy and torch with --seed too, so a run is the same
+run after run. Without a seed (train_dqn's default, as the lecture calls it) CartPole's starts are unseeded.
+
+--fix NAME (repeatable, or comma-separated; args.json records them) puts one of these differences right, each at
+the one place it acts (`if "NAME" in fixes:`), to find out which ones keep the lecture's code from its exercise:
+  truncation       store `terminated` as the bootstrap mask (the loop still ends the episode on either);
+  target-period    copy the target every 100 gradient steps instead of 1,000;
+  epsilon          linear over the first 5,000 env steps from 1.0 to 0.01, instead of x0.995 per episode;
+  learning-starts  no gradient step before 500 env steps (the first at 501 stored, as dqn_cartpole.py);
+  batch            128 transitions per gradient step instead of 64;
+  width            64 hidden units instead of 128;
+  adam-eps         Adam's eps 1e-4 instead of 1e-8;
+  all              every one of them.
+benchmarks/results/lecture_fixes.json has what each does in the exercise's 200 episodes (seeds 1-6 for none,
+truncation and target-period, 1-3 for the rest): no fix alone meets the exercise (0 of 3 to 6 seeds each), all of
+them together do (3/3, the mean of the last 100 at 195 by episode 144-170). truncation changes nothing there (no
+episode reaches the 500-step limit in those 200 episodes); target-period helps most (greedy 244 against 128).
 
 Interface (the same as the lecture's, which is what bench_cartpole.py calls):
-    train_dqn(env_name='CartPole-v1', n_episodes=500) -> (agent, rewards_per_episode)
+    train_dqn(env_name='CartPole-v1', n_episodes=500, seed=None, fixes=()) -> (agent, rewards_per_episode)
     It prints a progress line every 50 episodes. The caller seeds random / np.random / torch beforehand.
 
-Usage: python benchmarks/lecture_dqn.py [--seed 1] [--episodes 500] [--eval-episodes 10]
+Usage: python benchmarks/lecture_dqn.py [--seed 1] [--episodes 500] [--eval-episodes 10] [--fix NAME[,NAME]]
 Prints one line: RESULT seed=.. episodes=.. steps=.. time=..s sps=.. solve195_ep=.. solve475_ep=.. last100=.. greedy=..
 and writes a run folder as the repository's scripts do, runs/CartPole-v1__lecture_dqn__<seed>__<time>/: args.json,
 episodes.csv (global_step, episodic_return, episodic_length, epsilon, elapsed_s; a row per episode as it ends) and
@@ -71,6 +95,17 @@ import torch.optim as optim
 # The lecture's ReplayBuffer.sample builds tensors from lists of numpy arrays. torch warns about this once
 # ("extremely slow"). The slowness is part of the baseline, so this silences only that warning.
 warnings.filterwarnings("ignore", message="Creating a tensor from a list of numpy.ndarrays")
+
+
+# ---- Added here: --fix, each value one difference from dqn_cartpole.py put right (none: the lecture as written) ----
+
+FIXES = ("truncation", "target-period", "epsilon", "learning-starts", "batch", "width", "adam-eps")
+
+
+def linear_epsilon(env_steps):
+    """fix epsilon: dqn_cartpole.py's schedule, 1.0 down to 0.01 linearly over the first 5,000 env steps
+    (--exploration-fraction 0.1 of its 50,000), then 0.01. env_steps: the steps taken before this action."""
+    return max(0.01, 1.0 + (0.01 - 1.0) * env_steps / 5000)
 
 
 # ---- Lecture 03, Part 3: DQN for Simple Environments ----
@@ -157,7 +192,8 @@ class DQNAgent:
         epsilon_decay=0.995,
         buffer_capacity=100000,
         batch_size=64,
-        target_update_freq=1000
+        target_update_freq=1000,
+        fixes=()  # --fix
     ):
         self.n_actions = n_actions
         self.gamma = gamma
@@ -166,14 +202,24 @@ class DQNAgent:
         self.epsilon_decay = epsilon_decay
         self.batch_size = batch_size
         self.target_update_freq = target_update_freq
+        self.fixes = fixes  # --fix
+        if "batch" in fixes:  # fix batch: dqn_cartpole.py's --batch-size 128
+            self.batch_size = 128
+        if "target-period" in fixes:  # fix target-period: a copy every 100 gradient steps (dqn_cartpole.py: 100 env steps, one gradient step each)
+            self.target_update_freq = 100
+        hidden_dim = 128  # SimpleDQN's default
+        if "width" in fixes:  # fix width: dqn_cartpole.py's --hidden-dim 64
+            hidden_dim = 64
 
         # Q-network and target network
-        self.q_network = SimpleDQN(state_dim, n_actions)
-        self.target_network = SimpleDQN(state_dim, n_actions)
+        self.q_network = SimpleDQN(state_dim, n_actions, hidden_dim)  # fix width: hidden_dim
+        self.target_network = SimpleDQN(state_dim, n_actions, hidden_dim)  # fix width: hidden_dim
         self.target_network.load_state_dict(self.q_network.state_dict())
 
         # Optimizer
         self.optimizer = optim.Adam(self.q_network.parameters(), lr=learning_rate)
+        if "adam-eps" in fixes:  # fix adam-eps: dqn_cartpole.py's --adam-eps 1e-4 (PyTorch's default: 1e-8)
+            self.optimizer.param_groups[0]["eps"] = 1e-4
 
         # Replay buffer
         self.replay_buffer = ReplayBuffer(buffer_capacity)
@@ -200,6 +246,8 @@ class DQNAgent:
         """Sample batch from replay buffer and perform one gradient step."""
         if len(self.replay_buffer) < self.batch_size:
             return None  # Not enough samples yet
+        if "learning-starts" in self.fixes and len(self.replay_buffer) <= 500:  # fix learning-starts: dqn_cartpole.py's first step is at env step 500 (0-based), with 501 stored
+            return None
 
         # Sample batch
         states, actions, rewards, next_states, dones = \
@@ -239,7 +287,7 @@ class DQNAgent:
         self.epsilon = max(self.epsilon_end, self.epsilon * self.epsilon_decay)
 
 
-def train_dqn(env_name='CartPole-v1', n_episodes=500):
+def train_dqn(env_name='CartPole-v1', n_episodes=500, seed=None, fixes=()):  # fix seeding: seed; --fix: fixes
     """Train DQN agent."""
     env = gym.make(env_name)
 
@@ -251,26 +299,34 @@ def train_dqn(env_name='CartPole-v1', n_episodes=500):
         epsilon_start=1.0,
         epsilon_end=0.01,
         epsilon_decay=0.995,
-        batch_size=64
+        batch_size=64,
+        fixes=fixes  # --fix
     )
+    env_steps = 0  # fix epsilon: its schedule counts env steps
 
     rewards_per_episode = []
 
     for episode in range(n_episodes):
-        state, _ = env.reset()
+        state, _ = env.reset(seed=seed if episode == 0 else None)  # fix seeding: the first reset seeds the env
         total_reward = 0
         done = False
 
         while not done:
             # Select action
+            if "epsilon" in fixes:  # fix epsilon: linear over env steps, not x0.995 per episode
+                agent.epsilon = linear_epsilon(env_steps)
             action = agent.select_action(state, training=True)
 
             # Take action
             next_state, reward, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
+            env_steps += 1  # fix epsilon
 
             # Store experience
-            agent.replay_buffer.push(state, action, reward, next_state, done)
+            stored_done = done
+            if "truncation" in fixes:  # fix truncation: only a fall ends the bootstrap; the time limit does not
+                stored_done = terminated
+            agent.replay_buffer.push(state, action, reward, next_state, stored_done)  # fix truncation: stored_done
 
             # Train agent
             loss = agent.update()
@@ -279,7 +335,8 @@ def train_dqn(env_name='CartPole-v1', n_episodes=500):
             total_reward += reward
 
         # Decay epsilon
-        agent.decay_epsilon()
+        if "epsilon" not in fixes:  # fix epsilon: the linear schedule replaces the decay
+            agent.decay_epsilon()
 
         rewards_per_episode.append(total_reward)
 
@@ -305,11 +362,12 @@ def first_episode(rewards, threshold, window=100):
 class EpisodeLog(gym.Wrapper):
     """Writes a row to episodes.csv at the end of each episode, as the repository's scripts do: global_step,
     episodic_return, episodic_length, epsilon, elapsed_s. The file is line-buffered (a run can be plotted while
-    it goes). epsilon is the agent's during the episode: DQNAgent's schedule, max(0.01, 0.995 ** episode)."""
+    it goes). epsilon is the agent's during the episode: DQNAgent's schedule, max(0.01, 0.995 ** episode); with
+    --fix epsilon, the linear schedule's at the episode's last step."""
 
-    def __init__(self, env, writer, start_time):
+    def __init__(self, env, writer, start_time, fixes=()):
         super().__init__(env)
-        self.writer, self.start_time = writer, start_time
+        self.writer, self.start_time, self.fixes = writer, start_time, fixes
         self.global_step, self.episode, self.episode_return, self.episode_length = 0, 0, 0.0, 0
 
     def step(self, action):
@@ -318,8 +376,11 @@ class EpisodeLog(gym.Wrapper):
         self.episode_return += float(reward)
         self.episode_length += 1
         if terminated or truncated:
+            epsilon = max(0.01, 0.995 ** self.episode)
+            if "epsilon" in self.fixes:
+                epsilon = linear_epsilon(self.global_step - 1)
             self.writer.writerow([self.global_step, self.episode_return, self.episode_length,
-                                  round(max(0.01, 0.995 ** self.episode), 4), round(time.time() - self.start_time, 2)])
+                                  round(epsilon, 4), round(time.time() - self.start_time, 2)])
             self.episode, self.episode_return, self.episode_length = self.episode + 1, 0.0, 0
         return obs, reward, terminated, truncated, info
 
@@ -349,13 +410,20 @@ class ArgumentParser(argparse.ArgumentParser):
 
 if __name__ == "__main__":
     p = ArgumentParser(description="Lecture 03's DQN on CartPole-v1, timed (see the module docstring).")
-    p.add_argument("--seed", type=int, default=1, help="seeds random, numpy and torch (the env stays unseeded)")
+    p.add_argument("--seed", type=int, default=1, help="seeds random, numpy, torch and the env's first reset")
     p.add_argument("--episodes", type=int, default=500, help="training episodes (the lecture: 500)")
     p.add_argument("--env-id", default="CartPole-v1", help="the env train_dqn makes (the lecture: CartPole-v1)")
     p.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes that score the trained agent")
+    p.add_argument("--fix", action="append", default=[], metavar="NAME[,NAME]",
+                   help=f"put one difference from dqn_cartpole.py right (repeatable): {', '.join(FIXES)}, or all; "
+                        "none: the lecture's code as written")
     a = p.parse_args()
     if a.episodes < 1 or a.eval_episodes < 1:
         p.error(f"--episodes and --eval-episodes must be at least 1, got {a.episodes} and {a.eval_episodes}")
+    names = {name.strip() for value in a.fix for name in value.split(",")}
+    if names - {*FIXES, "all"}:
+        p.error(f"--fix takes {', '.join(FIXES)} or all, got {', '.join(sorted(names - {*FIXES, 'all'}))}")
+    a.fix = list(FIXES) if "all" in names else [name for name in FIXES if name in names]  # args.json records them
     random.seed(a.seed)
     np.random.seed(a.seed)
     torch.manual_seed(a.seed)
@@ -372,8 +440,8 @@ if __name__ == "__main__":
         writer.writerow(["global_step", "episodic_return", "episodic_length", "epsilon", "elapsed_s"])
         # train_dqn makes its env by name: a registered name that makes the env wrapped in the log
         logged_id = f"LectureLog/{a.env_id}"
-        gym.register(logged_id, entry_point=lambda: EpisodeLog(gym.make(a.env_id), writer, t0))
-        agent, rewards = train_dqn(env_name=logged_id, n_episodes=a.episodes)
+        gym.register(logged_id, entry_point=lambda: EpisodeLog(gym.make(a.env_id), writer, t0, a.fix))
+        agent, rewards = train_dqn(env_name=logged_id, n_episodes=a.episodes, seed=a.seed, fixes=a.fix)
     dt = time.time() - t0
     steps = int(sum(rewards))  # a CartPole episode's return is its length
     returns = greedy_returns(agent, a.env_id, a.seed, a.eval_episodes)
