@@ -1406,6 +1406,15 @@ def test_readme_numbers_agree_with_the_committed_summary(tmp_path):
     assert (tmp_path / "README.md").read_text() == readme
 
 
+def test_the_lecture_claims_tables_are_those_of_the_committed_summary():
+    """docs/lecture03.md's tables are lecture_claims.py's, from benchmarks/results/summary.json: a number changed by
+    hand, or a sweep re-run without the page, fails here."""
+    checked = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lecture_claims.py"), "--check"],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    page = (ROOT / "docs" / "lecture03.md").read_text()
+    assert all(f"<!-- claims:{name} -->" in page for name in ("part4", "part7", "versus"))
+
 def test_the_frontier_table_in_the_docs_is_the_committed_frontier():
     """docs/dqn_cartpole.md's table of every setting tried is frontier.py's table of benchmarks/results/frontier.json:
     a number changed by hand, or a frontier re-run without the docs, fails here."""

@@ -107,7 +107,7 @@ def versus_dqn(summaries, scripts=("double_dqn.py", "dueling_dqn.py", "per_dqn.p
 
 def table(rows):
     lines = ["| experiment | final ≥ 475 [95%] (defaults) | exercise ≤ 200 episodes [95%] (defaults) | peak mean Q "
-             "(runs past 1,000) | P(better than the defaults) [95%] |", "|---|---|---|---|---|"]
+             "(runs past 1,000) | P(final network better than the defaults') [95%] |", "|---|---|---|---|---|"]
     for name, r in rows.items():
         lines.append(f"| {name}: `{r['flags']}` | {r['final']}/{r['runs']} [{r['final_ci'][0]:.2f}, {r['final_ci'][1]:.2f}]"
                      f" ({r['defaults_final']}/{r['pairs']}) | {r['exercise']}/{r['runs']} [{r['exercise_ci'][0]:.2f}, "
@@ -117,10 +117,44 @@ def table(rows):
     return "\n".join(lines)
 
 
+def versus_table(versus):
+    lines = ["| script | median episodes to 195 | P(fewer episodes than DQN) [95%] | P(better final network than DQN) [95%] |",
+             "|---|---|---|---|"]
+    for script, v in versus.items():
+        lines.append(f"| `{script}` | {v['median_episodes']:.0f} (DQN: {v['dqn_median_episodes']:.0f}) | "
+                     f"{v['p_fewer_episodes']:.2f} [{v['ci95_fewer_episodes'][0]:.2f}, {v['ci95_fewer_episodes'][1]:.2f}] | "
+                     f"{v['p_better_final']:.2f} [{v['ci95_better_final'][0]:.2f}, {v['ci95_better_final'][1]:.2f}] |")
+    return "\n".join(lines)
+
+
+def blocks(summaries):
+    """The tables docs/lecture03.md holds between <!-- claims:NAME --> and <!-- /claims:NAME -->."""
+    rows = {name: r for name in ORDER if (r := row(summaries, name))}
+    part4 = {name: r for name, r in rows.items() if name.startswith("no-")}
+    part7 = {name: r for name, r in rows.items() if not name.startswith("no-") or name == "no-clip"}
+    part4 = {name: r for name, r in part4.items() if name != "no-clip"}
+    return rows, {"part4": table(part4), "part7": table(part7), "versus": versus_table(versus_dqn(summaries))}
+
+
+def sync_page(text, tables):
+    """(the page with every claims block rewritten, the names of those that changed)."""
+    import re
+    changed = []
+
+    def rewrite(m):
+        new = tables[m["name"]]
+        if m["body"] != new:
+            changed.append(m["name"])
+        return f"{m['open']}{new}\n{m['close']}"
+    pattern = re.compile(r"(?P<open><!-- claims:(?P<name>\w+) -->\n)(?P<body>[\s\S]*?)\n?(?P<close><!-- /claims:(?P=name) -->)")
+    return pattern.sub(rewrite, text), changed
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--list", action="store_true", help="print each experiment's command")
     p.add_argument("--run", metavar="NAME", help="run one experiment")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if docs/lecture03.md's tables are stale")
     a = p.parse_args(argv)
     if a.list:
         for name in ORDER:
@@ -134,7 +168,16 @@ def main(argv=None):
         sys.exit(subprocess.call([sys.executable, *command(a.run)[1:]], cwd=ROOT))
     with open(os.path.join(RESULTS, "summary.json")) as f:
         summaries = json.load(f)
-    rows = {name: r for name in ORDER if (r := row(summaries, name))}
+    rows, tables = blocks(summaries)
+    page = os.path.join(ROOT, "docs", "lecture03.md")
+    with open(page) as f:
+        text, changed = sync_page(f.read(), tables)
+    if a.check:
+        if changed:
+            sys.exit(f"docs/lecture03.md is stale: {', '.join(changed)} (run python benchmarks/lecture_claims.py)")
+        return
+    with open(page, "w") as f:
+        f.write(text)
     versus = versus_dqn(summaries)
     with open(CLAIMS_JSON, "w") as f:
         json.dump({"experiments": {name: {**r, "command": " ".join(command(name))} for name, r in rows.items()},
