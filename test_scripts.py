@@ -1734,6 +1734,29 @@ def _digest(obs, action, reward, next_obs, terminated):
                                      bytes([bool(terminated)])]), digest_size=16).digest()
 
 
+# Recorded from dqn_atari.py before its restructuring into a lesson-first file (float32, one thread, 2 envs, flags
+# away from their defaults: tau, the learning-rate decay, Huber, clipping, gamma, Adam's epsilon): the same returns
+# (count, sum, SHA-256 of the list), train.csv's losses (SHA-256 of the column as written) and final evaluation.
+ATARI_GOLDEN_FLAGS = ["--seed", 3, "--num-envs", 2, "--total-timesteps", 2400, "--learning-starts", 300,
+                      "--buffer-size", 800, "--batch-size", 16, "--target-network-frequency", 200, "--train-frequency", 4,
+                      "--tau", 0.5, "--anneal-lr", "--exploration-fraction", 0.4, "--end-e", 0.05, "--gamma", 0.95,
+                      "--learning-rate", 3e-4, "--adam-eps", 1e-5, "--loss", "huber", "--max-grad-norm", 5,
+                      "--eval-episodes", 2, "--eval-max-frames", 1600, "--threads", 1]
+ATARI_GOLDEN = (11, 12.0, "ca75beb434a0b716", "80be75935e4ac88a", [1.0, 2.0])
+
+
+def test_atari_returns_are_bit_for_bit_those_recorded_before_the_restructuring(tmp_path):
+    result = run_script("dqn_atari.py", *ATARI_GOLDEN_FLAGS, cwd=tmp_path)  # OMP_NUM_THREADS=1
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path)
+    returns = [float(row["episodic_return"]) for row in read_csv(run_dir / "episodes.csv")]
+    digest = hashlib.sha256(json.dumps(returns).encode()).hexdigest()[:16]
+    losses = [row["loss"] for row in read_csv(run_dir / "train.csv")]
+    loss_digest = hashlib.sha256(json.dumps(losses).encode()).hexdigest()[:16]
+    final = json.loads((run_dir / "eval.json").read_text())["returns"]
+    assert (len(returns), sum(returns), digest, loss_digest, final) == ATARI_GOLDEN
+
+
 def test_atari_buffer_samples_exactly_the_transitions_the_env_returned(atari, tmp_path, monkeypatch):
     """Random Breakout play through the real training loop, 2 envs, a 2 x 150-slot buffer that wraps ~10 times,
     a 1,200-frame limit so some games are truncated. The truth comes from the env alone: (s, a, sign r, s',
