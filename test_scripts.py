@@ -2611,7 +2611,7 @@ def test_atari_threads_default_to_the_cores_given_and_the_flag_sets_them(atari, 
     with pytest.raises(SystemExit) as exit_info:
         atari.parse_args(["--threads", "0"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: --threads must be at least 1, got 0"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: argument --threads: must be a finite number >= 1, got 0"
 
 
 def _nature_pair(atari):
