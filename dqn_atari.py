@@ -251,7 +251,8 @@ def train(args, envs, q_network, device, logs, checkpoint=None):
     for iteration in range(start_step // args.num_envs, num_iterations):
         global_step = iteration * args.num_envs
         # Epsilon-greedy acting (Algorithm 1): a random action with probability epsilon, else argmax_a Q(s, a).
-        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
+        decay_steps = args.exploration_fraction * args.total_timesteps
+        epsilon = linear_schedule(args.start_e, args.end_e, decay_steps, global_step)
         random_actions = rng.integers(0, n_actions, size=args.num_envs)
         explore = rng.random(args.num_envs) < epsilon
         if explore.all():  # no forward pass when every env explores (most of the early steps)
@@ -319,12 +320,9 @@ EVAL_GAMES_PER_SEED, MAX_SEED, EVAL_SEEDS_FROM = 1_000, 1_000_000, 2**30
 
 
 def eval_seed(seed, game):
-    """Env seed of evaluation game `game` of training seed `seed`: 2**30 + 1,000 seed + game.
-
-    ALE seeds are non-negative 32-bit C++ ints (a negative one draws a random start, measured here) and training
-    envs get seeds below 2**30 (random_streams): so each training seed owns 1,000 evaluation games that no
-    other seed and no training game plays. --seed up to 1,000,000 keeps them below 2**31.
-    """
+    """Env seed of evaluation game `game` of training seed `seed`: 2**30 + 1,000 seed + game. Training envs get seeds
+    below 2**30, so each training seed owns 1,000 games no other seed and no training game plays; ALE seeds are
+    non-negative 32-bit ints (a negative one draws a random start), so --seed is at most 1,000,000."""
     return EVAL_SEEDS_FROM + EVAL_GAMES_PER_SEED * seed + game
 
 
@@ -388,7 +386,7 @@ def parse_args(argv=None):
     positive_int, count, positive = number(int, 0), number(int, 0, low_in=True), number(float, 0)
     probability, fraction = number(float, 0, 1, low_in=True), number(float, 0, 1)
     g = p.add_argument_group("algorithm")
-    g.add_argument("--env-id", default="BreakoutNoFrameskip-v4", help="an Atari id: BreakoutNoFrameskip-v4, ALE/Pong-v5")
+    g.add_argument("--env-id", default="BreakoutNoFrameskip-v4", help="an Atari id: ALE/Pong-v5, ...")
     g.add_argument("--total-timesteps", type=positive_int, default=10_000_000,
                    help="agent steps (4 frames each), summed over envs (Nature: 50M)")
     g.add_argument("--num-envs", type=positive_int, default=1, help="games played side by side")
@@ -398,7 +396,7 @@ def parse_args(argv=None):
     g.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
                    help="decay the learning rate linearly to 0 over the run")
     g.add_argument("--adam-eps", type=positive, default=1e-8, help="Adam's epsilon")
-    g.add_argument("--buffer-size", type=positive_int, default=1_000_000, help="replay memory in transitions; 7 KB each")
+    g.add_argument("--buffer-size", type=positive_int, default=1_000_000, help="replay memory, 7 KB a transition")
     g.add_argument("--batch-size", type=positive_int, default=32, help="transitions per gradient step")
     g.add_argument("--gamma", type=probability, default=0.99, help="discount factor")
     g.add_argument("--tau", type=fraction, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
@@ -406,18 +404,17 @@ def parse_args(argv=None):
                    help="env steps between target updates (Nature's C = 10,000 counts updates: 40,000 env steps)")
     g.add_argument("--train-frequency", type=positive_int, default=4,
                    help="env steps between gradient steps, summed over envs")
-    g.add_argument("--learning-starts", type=count, default=80_000, help="env steps of play before learning (Nature: 50,000)")
+    g.add_argument("--learning-starts", type=count, default=80_000, help="env steps before learning (Nature: 50,000)")
     g.add_argument("--start-e", type=probability, default=1.0, help="exploration epsilon at the start")
     g.add_argument("--end-e", type=probability, default=0.01, help="exploration epsilon after the decay (Nature: 0.1)")
-    g.add_argument("--exploration-fraction", type=fraction, default=0.10, help="fraction of the run epsilon decays over")
+    g.add_argument("--exploration-fraction", type=fraction, default=0.10, help="the run's share epsilon decays over")
     g.add_argument("--loss", choices=["mse", "huber"], default="mse",
                    help="mse is CleanRL's; Nature clipped the error to [-1, 1], which is huber")
     g.add_argument("--max-grad-norm", type=number(float, 0, low_in=True), default=0.0,
                    help="clip the gradient norm at this value (0: off)")
     g.add_argument("--bf16", action="store_true",
-                   help="the online network's forward and backward passes in bfloat16 (autocast); float32 weights, "
-                        "TD target and loss: faster on a CPU with AMX/AVX512-BF16 or a GPU; on Breakout (one seed) it "
-                        "learned as float32 did (docs/dqn_atari.md)")
+                   help="the online network's passes in bfloat16 (autocast), weights, TD target and loss in float32: "
+                        "faster with AMX/AVX512-BF16 or a GPU, learned as float32 did (docs/dqn_atari.md)")
     algorithm_flags = [action.dest for action in g._group_actions] + ["seed"]  # what --resume may not change
     not_inherited = ("eval_model", "resume", "capture_video")  # a video is asked for each time
     g = p.add_argument_group("run and logs")
@@ -428,19 +425,16 @@ def parse_args(argv=None):
                    help="save the model into the run folder")
     g.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
     g.add_argument("--threads", type=number(int, 1, low_in=True), default=None, metavar="N",
-                   help=f"torch's CPU threads; None: the cores given, OMP_NUM_THREADS or else the affinity (here: "
-                        f"{default_threads()}): the env threads and the learner take turns. The same --seed at the "
-                        "same count gives the same run; another count sums in another order (docs/dqn_atari.md)")
+                   help=f"torch's CPU threads; None: OMP_NUM_THREADS, else the affinity (here: {default_threads()}); "
+                        "the same --seed gives the same run at the same count only (docs/dqn_atari.md)")
     g.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="deterministic cuDNN kernels (a GPU)")
     g.add_argument("--checkpoint-frequency", type=count, default=250_000,
-                   help="env steps between checkpoints that --resume goes on from, and one at a SIGTERM (0: none); "
-                        "the networks, Adam, every generator, the step and the buffer (7.1 GB at 1M transitions). "
-                        "ALE cannot save its emulators: the games in flight restart from a reset on resume")
+                   help="env steps between checkpoints --resume goes on from (networks, Adam, generators, buffer: "
+                        "7.1 GB at 1M), and one at a SIGTERM (0: none); the games in flight restart on resume")
     g.add_argument("--resume", metavar="RUN_DIR",
-                   help="go on with the run in RUN_DIR (runs/<run_name>) from its last checkpoint to its budget, in "
-                        "the same folder and with its settings; the rows logged after the checkpoint are dropped "
-                        "(that training is redone) and episodes.csv marks each env's first game after it `resumed`")
+                   help="go on with the run in RUN_DIR from its last checkpoint to its budget, with its settings; the "
+                        "rows logged after the checkpoint are redone, each env's first game after it marked `resumed`")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-episodes", type=number(int, 0, EVAL_GAMES_PER_SEED), default=10,
                    help="whole games (all lives) scored at the end")
@@ -472,7 +466,7 @@ def parse_args(argv=None):
         fail(f"--buffer-size ({args.buffer_size}) is too small for {args.num_envs} envs: at least {2 * STACK} per env")
     atari_game(args.env_id)  # an unknown or non-Atari id fails here, before anything is written
     if args.total_timesteps < args.num_envs:
-        fail(f"--total-timesteps ({args.total_timesteps}) is less than one step of each of --num-envs ({args.num_envs})")
+        fail(f"--total-timesteps ({args.total_timesteps}) is less than one step of each of {args.num_envs} envs")
     if args.total_timesteps % args.num_envs:  # whole vector steps: round up, never drop steps silently
         rounded = math.ceil(args.total_timesteps / args.num_envs) * args.num_envs
         print(f"note: --total-timesteps {args.total_timesteps} is not a multiple of --num-envs {args.num_envs}; "
@@ -530,14 +524,9 @@ AGENT_STREAM, ENV_STREAM, TORCH_STREAM, EVAL_STREAM = range(4)  # children of Se
 
 
 def random_streams(seed, num_envs, resumed_at=0):
-    """Everything random in a run comes from children of one SeedSequence(seed), so no two streams coincide:
-    default_rng(seed) is also the stream an env seeded with `seed` would draw from (gymnasium seeds the same way).
-
-    Returns the agent's generator (exploration, replay sampling), the training envs' seed and torch's seed
-    (the networks' initial weights). Env i of the vector gets env_seed + i, so the seed is reduced below
-    2**30 - num_envs: every training game stays below EVAL_SEEDS_FROM, apart from all evaluation games.
-    The evaluation's epsilon draws come from the fourth child (eval_rng). A run resumed at step n restarts its
-    games from the env child's own child n: fresh games, not those of step 0 again."""
+    """The agent's generator (exploration, replay sampling), the envs' seed and torch's (the initial weights): children
+    of one SeedSequence(seed), apart, where default_rng(seed) and reset(seed=seed) would be one stream. Env i gets
+    env_seed + i, below EVAL_SEEDS_FROM; a run resumed at step n plays fresh games, from the env child's child n."""
     agent_ss, env_ss, torch_ss, _ = np.random.SeedSequence(seed).spawn(4)
     if resumed_at:
         env_ss = np.random.SeedSequence(seed, spawn_key=(ENV_STREAM, resumed_at))
@@ -582,16 +571,16 @@ def check_memory(args, device):
         room = 0.8 * available - base - sum(v for k, v in needs.items() if k != name)  # 20% kept for the rest
         fits = int(room / (needs[name] / getattr(args, name)))
         sizes = ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)}: {v / 1e9:.1f} GB" for k, v in needs.items())
-        fail(f"this run needs {(base + sum(needs.values())) / 1e9:.1f} GB of {'GPU memory' if where.type == 'cuda' else 'RAM'}"
-             f" ({sizes}) but only {available / 1e9:.1f} GB is available; pass a smaller --{name.replace('_', '-')} "
+        memory = "GPU memory" if where.type == "cuda" else "RAM"
+        fail(f"this run needs {(base + sum(needs.values())) / 1e9:.1f} GB of {memory} ({sizes}) but only "
+             f"{available / 1e9:.1f} GB is available; pass a smaller --{name.replace('_', '-')} "
              + (f"(about {fits:,} fits)" if fits >= 1 else "(it does not fit even at 1)"))
 
 
 class Logs:
-    """runs/<run_name>/: args.json, episodes.csv, train.csv (eval.json: train_and_evaluate), line-buffered so a run
-    can be plotted while it goes; the same numbers as TensorBoard events under CleanRL's tags (`tensorboard --logdir
-    runs`); a progress line on stdout. `resume`: a checkpoint's manifest; the CSVs are cut back to their length at the
-    checkpoint and appended to, and TensorBoard drops the events logged after the checkpoint's step."""
+    """runs/<run>/: args.json, episodes.csv, train.csv (line-buffered: plot a run while it goes), the same numbers as
+    TensorBoard events under CleanRL's tags (`tensorboard --logdir runs`), progress on stdout. `resume`: a checkpoint's
+    manifest: the CSVs are cut back to their length then and appended to, TensorBoard drops the later events."""
 
     COLUMNS = {"episodes": {"episodic_return": "charts/episodic_return", "episodic_length": "charts/episodic_length",
                             "epsilon": "charts/epsilon", "resumed": None},
@@ -639,7 +628,8 @@ class Logs:
     def train_step(self, global_step, loss, q_taken, learning_rate, losses_finite):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
             self.check_finite(losses_finite, global_step)
-            self.row("train", global_step, loss.item(), q_taken.mean().item(), learning_rate, int(self.sps(global_step)))
+            sps = int(self.sps(global_step))
+            self.row("train", global_step, loss.item(), q_taken.mean().item(), learning_rate, sps)
             self.next_train_log = global_step + self.train_log_every
 
     def sps(self, global_step):
@@ -656,9 +646,9 @@ class Logs:
 
     def progress(self, global_step, epsilon, recent_returns):
         if global_step >= self.next_print or global_step >= self.total:
-            sps = self.sps(global_step)
+            sps = max(self.sps(global_step), 1e-9)
             mean_return = f"{np.mean(recent_returns):7.1f}" if recent_returns else "      -"
-            print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {(self.total - global_step) / max(sps, 1e-9):5.0f}s"
+            print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {(self.total - global_step) / sps:5.0f}s"
                   f" | return (last {len(recent_returns)}) {mean_return} | epsilon {epsilon:.3f}", flush=True)
             self.next_print = global_step + self.print_every
 
@@ -682,12 +672,9 @@ BUFFER_RINGS = ["frames", "actions", "rewards", "terminated", "first", "valid"] 
 
 
 def save_checkpoint(logs, step, q_network, target_network, optimizer, rb, rng, recent_returns):
-    """Everything training needs to go on from `step` (--resume), in runs/<run>/checkpoint-<step>/.
-
-    It is written into checkpoint-<step>.tmp/ (its manifest last) and renamed, then named in checkpoint.json
-    (written aside and renamed too), and only then is the previous one deleted: a kill at any moment leaves a
-    whole checkpoint named in checkpoint.json. The buffer is saved as it holds it (each frame once), up to the
-    slots written so far. A write that fails removes the unfinished one; the previous one stays."""
+    """Everything training needs to go on from `step` (--resume) in runs/<run>/checkpoint-<step>/, written as .tmp/
+    (its manifest last), renamed, named in checkpoint.json (written aside, renamed), and only then the previous one
+    deleted: a kill or a failed write at any moment leaves a whole checkpoint named. The buffer as it holds it."""
     name = f"checkpoint-{step}"
     tmp, final = os.path.join(logs.run_dir, name + ".tmp"), os.path.join(logs.run_dir, name)
     for stale in (tmp, final):  # left by a run killed while writing it
@@ -745,13 +732,11 @@ class Checkpoint:
 
 
 def load_checkpoint(run_dir, args, q_network):
-    """The checkpoint checkpoint.json names, checked whole before anything is changed, else one line and exit 2:
-    every file there at the size its manifest says, the buffer's arrays the shape this run's buffer has, the
-    weights this network's, the CSVs at least as long as they were. The frames stay on disk (memory-mapped)
-    until restore() copies them into the buffer."""
+    """The checkpoint checkpoint.json names, checked whole before anything changes (else one line, exit 2): each file
+    of its manifest's size, arrays of this buffer's shapes, this network's weights, CSVs at least as long as then."""
     pointer = os.path.join(run_dir, "checkpoint.json")
     if not os.path.isfile(pointer):
-        fail(f"--resume {run_dir}: no checkpoint there (it wrote none: --checkpoint-frequency 0, or killed before the first)")
+        fail(f"--resume {run_dir}: no checkpoint there (--checkpoint-frequency 0, or killed before the first)")
     try:
         with open(pointer) as f:
             folder = os.path.join(run_dir, json.load(f)["checkpoint"])
@@ -860,7 +845,7 @@ def create_run_dir(run_name):
 
 
 def write_video(frames, path):
-    """An mp4 of exactly these frames, 15 per second (60 fps / frame skip 4). imageio-ffmpeg comes with moviepy;
+    """An mp4 of exactly these frames, 15 per second (60 fps / frame skip 4), by imageio-ffmpeg (with moviepy):
     moviepy's own writer drops the last frame of some lengths (101 frames at 15 fps give 100)."""
     import imageio_ffmpeg  # only when a video is asked for
     with writing(path):
