@@ -449,7 +449,7 @@ def parse_args(argv=None):
     if args.eval_model and args.resume:
         fail("--eval-model and --resume: one or the other")
     if args.eval_model or args.resume:  # the run's settings become the defaults: flags given here still win
-        saved = run_settings(args.resume or os.path.dirname(args.eval_model), resume=bool(args.resume))
+        saved = run_settings(args.resume or args.eval_model, resume=bool(args.resume))
         p.set_defaults(**{k: v for k, v in saved.items() if k in vars(args) and k not in not_inherited})
         args = p.parse_args(argv)
         for name in algorithm_flags if args.resume else []:  # may change how it runs, not what it computes
@@ -768,9 +768,10 @@ def load_checkpoint(run_dir, args, q_network):
     return Checkpoint(manifest, arrays, state)
 
 
-def run_settings(folder, resume):
-    """The settings (args.json) of the run in `folder`: for --resume an unfinished run of this script, for
-    --eval-model the run that saved the model ({} if it left none). Anything else: one line and exit 2."""
+def run_settings(given, resume):
+    """The settings (args.json) of the run `given`: for --resume an unfinished run of this script in that folder, for
+    --eval-model the run that saved that model ({} if it left none). Anything else: one line and exit 2."""
+    folder = given if resume else os.path.dirname(given)
     path, flag = os.path.join(folder, "args.json"), f"--resume {folder}: " if resume else ""
     if not os.path.isfile(path):
         return fail(f"--resume {folder}: not a run folder (no args.json there)") if resume else {}
@@ -782,7 +783,7 @@ def run_settings(folder, resume):
         fail(f"{flag}cannot read {path} ({type(e).__name__})")
     if script != SCRIPT:
         fail(f"{flag}a run of {script}, not of {SCRIPT}; resume it with that script" if resume
-             else f"the model in {folder} was saved by {script}; evaluate it with that script")
+             else f"{given} was saved by {script}; evaluate it with that script")
     if resume and os.path.exists(os.path.join(folder, "eval.json")):
         fail(f"{flag}the run is finished (eval.json is there); there is nothing to resume")
     return saved
