@@ -46,122 +46,10 @@ import torch.nn.functional as F
 from ale_py.vector_env import AtariVectorEnv
 
 gym.register_envs(ale_py)  # the ROMs ship inside ale-py: no separate download step
-
-FRAME_SHAPE, STACK = (84, 84), 4
-SCRIPT = os.path.basename(__file__)
-EXAMPLES = "examples:\n" + "\n".join(line for line in __doc__.splitlines() if line.startswith("    "))
-
-
-# ----------------------------------------------------------------------------------------- flags
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse's own complaints (an unknown flag, "abc" for a number) end in one `error:` line too."""
-
-    def error(self, message):
-        fail(message)
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """--help shows every flag's default, and the docstring's example commands as they are written."""
-
-
-def parse_args(argv=None):
-    p = ArgumentParser(description=__doc__.split("\n")[0], epilog=EXAMPLES, formatter_class=HelpFormatter,
-                       allow_abbrev=False)
-    g = p.add_argument_group("algorithm")
-    g.add_argument("--env-id", default="BreakoutNoFrameskip-v4", help="an Atari id: BreakoutNoFrameskip-v4, ALE/Pong-v5, ...")
-    g.add_argument("--total-timesteps", type=int, default=10_000_000,
-                   help="agent steps (4 frames each), summed over envs (Nature: 50M)")
-    g.add_argument("--num-envs", type=int, default=1, help="games played side by side")
-    g.add_argument("--sticky-actions", action="store_true",
-                   help="repeat the previous action with probability 0.25 (the v5 protocol); off = v4/Nature")
-    g.add_argument("--learning-rate", type=float, default=1e-4, help="Adam's step size (Nature: RMSProp, 2.5e-4)")
-    g.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
-                   help="decay the learning rate linearly to 0 over the run")
-    g.add_argument("--adam-eps", type=float, default=1e-8, help="Adam's epsilon")
-    g.add_argument("--buffer-size", type=int, default=1_000_000, help="replay memory in transitions; about 7 KB each")
-    g.add_argument("--batch-size", type=int, default=32, help="transitions per gradient step")
-    g.add_argument("--gamma", type=float, default=0.99, help="discount factor")
-    g.add_argument("--tau", type=float, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
-    g.add_argument("--target-network-frequency", type=int, default=1_000,
-                   help="env steps between target updates (Nature's C = 10,000 counts updates: 40,000 env steps)")
-    g.add_argument("--train-frequency", type=int, default=4, help="env steps between gradient steps, summed over envs")
-    g.add_argument("--learning-starts", type=int, default=80_000, help="env steps of play before learning (Nature: 50,000)")
-    g.add_argument("--start-e", type=float, default=1.0, help="exploration epsilon at the start")
-    g.add_argument("--end-e", type=float, default=0.01, help="exploration epsilon at the end of the decay (Nature: 0.1)")
-    g.add_argument("--exploration-fraction", type=float, default=0.10, help="fraction of the run epsilon decays over")
-    g.add_argument("--loss", choices=["mse", "huber"], default="mse",
-                   help="mse is CleanRL's; Nature clipped the error to [-1, 1], which is huber")
-    g.add_argument("--max-grad-norm", type=float, default=0.0, help="clip the gradient norm at this value (0: off)")
-    g.add_argument("--bf16", action="store_true",
-                   help="the online network's forward and backward passes in bfloat16 (autocast); float32 weights, "
-                        "TD target (the target network's forward too) and loss: faster on a CPU with AMX/AVX512-BF16 or a GPU; on Breakout (one seed) it "
-                        "learned as float32 did (docs/dqn_atari.md)")
-    algorithm_flags = [action.dest for action in g._group_actions] + ["seed"]  # what --resume may not change
-    g = p.add_argument_group("run and logs")
-    g.add_argument("--exp-name", default=SCRIPT[: -len(".py")], help="the run's name in runs/ and of its model file")
-    g.add_argument("--seed", type=int, default=1, help=f"seeds training (0 to {MAX_SEED:,}) and, apart, the evaluation")
-    g.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
-                   help="save the model into the run folder")
-    g.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
-    g.add_argument("--threads", type=int, default=None, metavar="N",
-                   help=f"torch's CPU threads; None: the cores given, OMP_NUM_THREADS or else the affinity "
-                        f"(here: {default_threads()}): the env threads and "
-                        "the learner take turns, so torch has the cores while the envs wait. The same --seed "
-                        "at the same count gives the same run; another count sums in another order, so the weights "
-                        "drift apart (2 against 1 thread here: up to 0.005 after 250 gradient steps) and the games "
-                        "with them (docs/dqn_atari.md)")
-    g.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
-                   help="deterministic cuDNN kernels (a GPU)")
-    g.add_argument("--checkpoint-frequency", type=int, default=250_000,
-                   help="env steps between checkpoints that --resume goes on from, and one at a SIGTERM (0: none). "
-                        "A checkpoint holds the networks, Adam, every random generator, the step counter and the "
-                        "buffer (at 1M transitions 7.1 GB, written in 28 s here); ALE cannot save its emulators, "
-                        "so the games in flight restart from a reset on resume, with seeds drawn for that step")
-    g.add_argument("--resume", metavar="RUN_DIR",
-                   help="go on with the run in RUN_DIR (runs/<run_name>) from its last checkpoint to its budget, in "
-                        "the same folder and with its settings; the rows logged after the checkpoint are dropped "
-                        "(that training is redone) and episodes.csv marks each env's first game after it `resumed`")
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-episodes", type=int, default=10, help="whole games (all lives) scored at the end")
-    g.add_argument("--eval-epsilon", type=float, default=0.05, help="Nature's evaluation epsilon")
-    g.add_argument("--eval-max-frames", type=int, default=18_000,
-                   help="frames an evaluation game may last (Nature: 5 minutes = 18,000)")
-    g.add_argument("--eval-model", metavar="PATH",
-                   help="evaluate a saved model and exit, without training (settings from the args.json beside it)")
-    g.add_argument("--capture-video", action="store_true",
-                   help="record the first evaluation game in colour to videos/ (pip install moviepy)")
-    args = p.parse_args(argv)
-    if args.eval_model and args.resume:
-        fail("--eval-model and --resume: one or the other")
-    if args.eval_model:  # the saving run's settings become the defaults: flags given here still win
-        p.set_defaults(**saved_settings(args.eval_model, known=vars(args)))
-        args = p.parse_args(argv)
-    if args.resume:  # the run's own settings; a flag given here may change how it runs, not what it computes
-        saved = resume_settings(args.resume)
-        p.set_defaults(**{k: v for k, v in saved.items() if k in vars(args) and k not in ("resume", "capture_video")})
-        args = p.parse_args(argv)
-        for name in algorithm_flags:
-            started = saved.get(name, p.get_default(name))  # a flag newer than the run: it ran at its default
-            if getattr(args, name) != started:
-                fail(f"--resume {args.resume}: --{name.replace('_', '-')} {getattr(args, name)} would change the run, "
-                     f"which started with {started}; a resumed run keeps the settings that shape its algorithm")
-    check_args(args)
-    return args
+FRAME_SHAPE, STACK, SCRIPT = (84, 84), 4, os.path.basename(__file__)
 
 
 # ----------------------------------------------------------------------------------------- environment
-def atari_game(env_id):
-    """'BreakoutNoFrameskip-v4' or 'ALE/Breakout-v5' -> 'breakout', the ROM name AtariVectorEnv takes."""
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as e:
-        fail(f"cannot make --env-id {env_id}: {e}")
-    if "game" not in spec.kwargs:
-        fail(f"--env-id {env_id} is not an Atari game (try BreakoutNoFrameskip-v4 or ALE/Pong-v5); "
-             f"for an env with a vector observation such as {env_id}, use dqn_cartpole.py")
-    return spec.kwargs["game"]
-
-
 def make_envs(args, num_envs, training=True, **overrides):
     """The Nature preprocessing, in C++ (no opencv): 84x84 grayscale, 4 stacked frames, frame skip 4 with
     a max over the last two frames (Atari sprites flicker), up to 30 no-ops and FIRE on reset.
@@ -177,18 +65,19 @@ def make_envs(args, num_envs, training=True, **overrides):
                   repeat_action_probability=0.25 if args.sticky_actions else 0.0, use_fire_reset=True,
                   life_loss_info=training, episodic_life=False, reward_clipping=False,
                   autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    kwargs.update(overrides)
-    return AtariVectorEnv(atari_game(args.env_id), num_envs, **kwargs)
+    return AtariVectorEnv(atari_game(args.env_id), num_envs, **{**kwargs, **overrides})
 
 
-def default_threads():
-    """The cores this process is given: OMP_NUM_THREADS when set (a scheduler's share), else the CPU affinity
-    (SLURM, taskset, a container), never the whole machine's count. torch and the env worker threads both use
-    them: the workers step the games while the learner waits, and wait while it learns, so they take turns."""
+def atari_game(env_id):
+    """'BreakoutNoFrameskip-v4' or 'ALE/Breakout-v5' -> 'breakout', the ROM name AtariVectorEnv takes."""
     try:
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    except (KeyError, ValueError):
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        spec = gym.spec(env_id)
+    except gym.error.Error as e:
+        fail(f"cannot make --env-id {env_id}: {e}")
+    if "game" not in spec.kwargs:
+        fail(f"--env-id {env_id} is not an Atari game (try BreakoutNoFrameskip-v4 or ALE/Pong-v5); "
+             f"for an env with a vector observation such as {env_id}, use dqn_cartpole.py")
+    return spec.kwargs["game"]
 
 
 def game_over(terminations, truncations, lives, prev_lives):
@@ -212,7 +101,7 @@ class QNetwork(nn.Module):
             nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
             nn.Linear(512, n_actions),
         )
-        if channels_last:  # the conv kernels' fast layout on a CPU (oneDNN); same weights, same products
+        if channels_last:  # the conv kernels' fast layout on a CPU (oneDNN): 1.2-1.3x a gradient step, same products
             self.to(memory_format=torch.channels_last)
 
     def forward(self, obs):
@@ -234,6 +123,7 @@ class ReplayBuffer:
     its own slot, which starts no transition, so a truncated game still has its true s'.
     1,000,000 transitions: 7.1 GB instead of 28 GB for whole stacks (56 GB with s' stored as well).
     """
+    BYTES_PER_SLOT = FRAME_SHAPE[0] * FRAME_SHAPE[1] + 5  # a frame, action, reward and three flags
 
     def __init__(self, capacity, num_envs, rng):
         slots = capacity // num_envs
@@ -247,16 +137,11 @@ class ReplayBuffer:
         self.pos = np.zeros(num_envs, dtype=np.int64)  # the slot written next, per env
         self.size = np.zeros(num_envs, dtype=np.int64)
 
-    @staticmethod
-    def bytes_needed(capacity):
-        return capacity * (FRAME_SHAPE[0] * FRAME_SHAPE[1] + 5)
-
     def _write(self, env, frame, first):
         slot = self.pos[env]
         self.frames[env, slot], self.first[env, slot], self.valid[env, slot] = frame, first, False
         self.pos[env] = (slot + 1) % self.slots
         self.size[env] = min(self.size[env] + 1, self.slots)
-        return slot
 
     def add(self, obs, actions, rewards, next_obs, terminated, episode_start):
         """One transition per env. `episode_start[i]`: obs[i] is the first observation of a new game
@@ -265,20 +150,15 @@ class ReplayBuffer:
             if episode_start[i]:
                 self._write(i, obs[i, -1], first=True)
             slot = (self.pos[i] - 1) % self.slots  # the slot holding obs[i]'s newest frame
-            self.actions[i, slot], self.rewards[i, slot], self.terminated[i, slot] = actions[i], rewards[i], terminated[i]
+            self.actions[i, slot], self.rewards[i, slot] = actions[i], rewards[i]
+            self.terminated[i, slot] = terminated[i]
             self._write(i, next_obs[i, -1], first=False)
             self.valid[i, slot] = True
-
-    def _sampleable(self, env, slot):
-        # When a ring is full, the 3 oldest slots' stacks would reach back into frames just overwritten.
-        age = (slot - self.pos[env]) % self.slots
-        return self.valid[env, slot] & ((self.size[env] < self.slots) | (age >= STACK - 1))
 
     def _stacks(self, env, slot):
         """(B, 4, 84, 84) stacks ending at `slot`, oldest frame first, zero before an episode's start."""
         idx = (slot[:, None] + np.arange(-(STACK - 1), 1)) % self.slots
-        stacks = self.frames[env[:, None], idx]
-        first = self.first[env[:, None], idx]
+        stacks, first = self.frames[env[:, None], idx], self.first[env[:, None], idx]
         # frame k belongs to an earlier episode if a later frame of the stack (k+1..newest) starts one
         later_start = np.flip(np.cumsum(np.flip(first[:, 1:], axis=1), axis=1), axis=1) > 0
         stacks[:, :-1][later_start] = 0
@@ -289,7 +169,9 @@ class ReplayBuffer:
         while sum(map(len, envs)) < batch_size:  # rejection: uniform over the slots that start a transition
             env = self.rng.integers(0, self.num_envs, size=2 * batch_size)
             slot = (self.rng.random(2 * batch_size) * self.size[env]).astype(np.int64)
-            keep = self._sampleable(env, slot)
+            # when a ring is full, the 3 oldest slots' stacks would reach back into frames just overwritten
+            age = (slot - self.pos[env]) % self.slots
+            keep = self.valid[env, slot] & ((self.size[env] < self.slots) | (age >= STACK - 1))
             envs.append(env[keep]), slots.append(slot[keep])
         return np.concatenate(envs)[:batch_size], np.concatenate(slots)[:batch_size]
 
@@ -321,10 +203,8 @@ def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
 
 def td_loss(q_network, target_network, batch, gamma, loss_fn, bf16=False):
     """Eq. (3): the loss between Q(s, a; θ) and the TD target y on a sampled batch; returns it and Q(s, a; θ).
-
-    With bf16 (--bf16) the online network's forward pass (and so the backward) runs in bfloat16 under autocast;
-    the weights stay float32 (autocast casts copies), and the TD target (the target network's forward pass
-    included) and the loss are computed in float32."""
+    With --bf16 the online network's forward pass (and so the backward) runs in bfloat16 under autocast (1.4x a
+    gradient step on this CPU); the weights stay float32, the TD target and the loss are computed in float32."""
     obs_b, actions_b, rewards_b, next_obs_b, terminated_b = batch
     td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, gamma)
     with torch.autocast(obs_b.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -335,7 +215,7 @@ def td_loss(q_network, target_network, batch, gamma, loss_fn, bf16=False):
 
 # ----------------------------------------------------------------------------------------- training loop
 def due(global_step, num_envs, frequency):
-    """How many multiples of `frequency` fall among this vector step's env steps global_step .. global_step + num_envs - 1:
+    """How many multiples of `frequency` fall among this vector step's env steps global_step .. + num_envs - 1:
     so --train-frequency and --target-network-frequency count env steps summed over envs, whatever --num-envs."""
     return (global_step + num_envs - 1) // frequency - (global_step - 1) // frequency
 
@@ -344,25 +224,6 @@ def update_target_network(target_network, q_network, tau):
     """θ⁻ <- τ θ + (1 - τ) θ⁻: with τ = 1 the hard copy of Algorithm 1, with τ < 1 Polyak averaging."""
     for target_param, param in zip(target_network.parameters(), q_network.parameters()):
         target_param.data.copy_(tau * param.data + (1 - tau) * target_param.data)
-
-
-AGENT_STREAM, ENV_STREAM, TORCH_STREAM, EVAL_STREAM = range(4)  # children of SeedSequence(--seed)
-
-
-def random_streams(seed, num_envs, resumed_at=0):
-    """Everything random in a run comes from children of one SeedSequence(seed), so no two streams coincide:
-    default_rng(seed) is also the stream an env seeded with `seed` would draw from (gymnasium seeds the same way).
-
-    Returns the agent's generator (exploration, replay sampling), the training envs' seed and torch's seed
-    (the networks' initial weights). Env i of the vector gets env_seed + i, so the seed is reduced below
-    2**30 - num_envs: every training game stays below EVAL_SEEDS_FROM, apart from all evaluation games.
-    The evaluation's epsilon draws come from the fourth child (eval_rng). A run resumed at step n restarts its
-    games from the env child's own child n: fresh games, not those of step 0 again."""
-    agent_ss, env_ss, torch_ss, _ = np.random.SeedSequence(seed).spawn(4)
-    if resumed_at:
-        env_ss = np.random.SeedSequence(seed, spawn_key=(ENV_STREAM, resumed_at))
-    return (np.random.default_rng(agent_ss), int(env_ss.generate_state(1)[0]) % (EVAL_SEEDS_FROM - num_envs),
-            int(torch_ss.generate_state(1)[0]))
 
 
 def train(args, envs, q_network, device, logs, checkpoint=None):
@@ -384,16 +245,17 @@ def train(args, envs, q_network, device, logs, checkpoint=None):
     resumed = np.full(args.num_envs, checkpoint is not None)  # each env's first game after a resume, marked in the log
     # a log episode is a whole game over all lives, with the real (unclipped) score papers report
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
-    global_step = start_step
-    losses_finite = logs.losses_finite = torch.ones((), dtype=torch.bool, device=device)  # &= below: in place
-    num_iterations = args.total_timesteps // args.num_envs  # a whole number: check_args rounds the budget up
+    global_step, losses_finite = start_step, torch.ones((), dtype=torch.bool, device=device)  # &= below: in place
+    logs.losses_finite = losses_finite  # what a stop looks at before it saves the model
+    num_iterations = args.total_timesteps // args.num_envs  # a whole number: parse_args rounds the budget up
     for iteration in range(start_step // args.num_envs, num_iterations):
         global_step = iteration * args.num_envs
         # Epsilon-greedy acting (Algorithm 1): a random action with probability epsilon, else argmax_a Q(s, a).
-        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
+        decay_steps = args.exploration_fraction * args.total_timesteps
+        epsilon = linear_schedule(args.start_e, args.end_e, decay_steps, global_step)
         random_actions = rng.integers(0, n_actions, size=args.num_envs)
         explore = rng.random(args.num_envs) < epsilon
-        if explore.all():
+        if explore.all():  # no forward pass when every env explores (most of the early steps)
             actions = random_actions
         else:
             with torch.inference_mode():
@@ -439,16 +301,16 @@ def train(args, envs, q_network, device, logs, checkpoint=None):
             for _ in range(due(global_step, args.num_envs, args.target_network_frequency)):
                 update_target_network(target_network, q_network, args.tau)
 
-        logs.progress(global_step + args.num_envs, epsilon, recent_returns)
-        # plumbing, between two steps, where the networks, the buffer and the logs agree: a checkpoint when one
-        # is due or SIGTERM asked to stop (not after the last step: the run is done), then SIGTERM's stop
         steps_done = global_step + args.num_envs
+        logs.progress(steps_done, epsilon, recent_returns)
+        # plumbing, between two steps, where the networks, the buffer and the logs agree: a checkpoint when one is
+        # due or SIGTERM asked to stop (not after the last step: the run is done), then a signal's stop
         if args.checkpoint_frequency and steps_done < args.total_timesteps and (
-                Stop.requested or due(global_step + 1, args.num_envs, args.checkpoint_frequency)):
+                Stopped.signum == signal.SIGTERM or due(global_step + 1, args.num_envs, args.checkpoint_frequency)):
             logs.check_finite(losses_finite, global_step)
             save_checkpoint(logs, steps_done, q_network, target_network, optimizer, rb, rng, recent_returns)
-        if Stop.requested:
-            raise Terminated(steps_done)
+        if Stopped.signum:
+            raise Stopped(steps_done)
     logs.check_finite(losses_finite, global_step)
     return global_step + args.num_envs
 
@@ -458,12 +320,9 @@ EVAL_GAMES_PER_SEED, MAX_SEED, EVAL_SEEDS_FROM = 1_000, 1_000_000, 2**30
 
 
 def eval_seed(seed, game):
-    """Env seed of evaluation game `game` of training seed `seed`: 2**30 + 1,000 seed + game.
-
-    ALE seeds are non-negative 32-bit C++ ints (a negative one draws a random start, measured here) and training
-    envs get seeds below 2**30 (random_streams): so each training seed owns 1,000 evaluation games that no
-    other seed and no training game plays. --seed up to 1,000,000 keeps them below 2**31.
-    """
+    """Env seed of evaluation game `game` of training seed `seed`: 2**30 + 1,000 seed + game. Training envs get seeds
+    below 2**30, so each training seed owns 1,000 games no other seed and no training game plays; ALE seeds are
+    non-negative 32-bit ints (a negative one draws a random start), so --seed is at most 1,000,000."""
     return EVAL_SEEDS_FROM + EVAL_GAMES_PER_SEED * seed + game
 
 
@@ -494,8 +353,6 @@ def evaluate(q_network, args, device, video_path=None):
                 frames = [video_env.reset(seed=eval_seed(args.seed, game))[0][0, 0]]
             done = False
             while not done:
-                if Stop.requested:
-                    raise Terminated(None)
                 if rng.random() < args.eval_epsilon:
                     action = rng.integers(env.single_action_space.n)
                 else:
@@ -518,126 +375,131 @@ def evaluate(q_network, args, device, video_path=None):
             video_env.close()
 
 
-def write_video(frames, path):
-    """An mp4 of exactly these frames, 15 per second (60 fps / frame skip 4). imageio-ffmpeg comes with moviepy;
-    moviepy's own writer drops the last frame of some lengths (101 frames at 15 fps give 100)."""
-    import imageio_ffmpeg  # only when a video is asked for
-    with writing(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        height, width = frames[0].shape[:2]
-        writer = imageio_ffmpeg.write_frames(path, (width, height), fps=15, macro_block_size=1)  # 210 rows: no resize
-        writer.send(None)  # start ffmpeg
-        for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
-    print(f"video saved to {path}")
+# ========================================================================================= plumbing
+# What runs the lesson above: flags and their checks, seeds, threads, memory, logs, checkpoints and --resume, model
+# files, videos, signals and main().
 
-
-# ----------------------------------------------------------------------------------------- plumbing
-def fail(message):
-    """Bad input ends the run with one line and exit code 2, as argparse does, never with a traceback."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-class Stop:
-    """SIGTERM (`kill`, a scheduler's preemption) only sets this flag; the loops check it once a step, so the run
-    stops between two steps, never halfway through storing one (which a KeyboardInterrupt, raised anywhere, can)."""
-    requested = False
-
-    @staticmethod
-    def request(signum, frame):
-        Stop.requested = True
-
-
-class Terminated(Exception):
-    """The stop SIGTERM asked for, raised between two steps: `step` env steps done (None: in the evaluation)."""
-
-    def __init__(self, step):
-        super().__init__(step)
-        self.step = step
-
-
-class CannotWrite(Exception):
-    """A file of the run cannot be written (no space, no permission): main() ends the run in one line, exit 1."""
-
-
-@contextlib.contextmanager
-def writing(path):
-    try:
-        yield
-    except OSError as e:
-        raise CannotWrite(f"cannot write {path}: {e.strerror or e}") from None
-
-
-def create_run_dir(run_name):
-    """runs/<run_name>, or runs/<run_name>_2, _3, ... when a run of the same name (same second) made it first."""
-    for n in range(1, 10_000):
-        name = run_name if n == 1 else f"{run_name}_{n}"
-        path = os.path.join("runs", name)
-        with writing(path):
-            try:
-                os.makedirs(path, exist_ok=False)
-                return name
-            except FileExistsError:
-                pass  # taken: the next suffix
-    raise CannotWrite(f"cannot write runs/{run_name}: 10,000 runs of this name already")
-
-
-def write_file(path, write):
-    """write(f) into path + '.tmp', then rename: a file that cannot be finished never replaces the one before."""
-    with writing(path):
-        try:
-            with open(path + ".tmp", "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(path + ".tmp", path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.remove(path + ".tmp")
-            raise
-
-
-def check_args(args):
-    for name, value in vars(args).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            fail(f"--{name.replace('_', '-')} must be a finite number, got {value}")
-    positive = ["total_timesteps", "num_envs", "learning_rate", "adam_eps", "buffer_size", "batch_size",
-                "target_network_frequency", "train_frequency", "eval_episodes", "eval_max_frames"]
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.threads is not None and args.threads < 1:
-        fail(f"--threads must be at least 1, got {args.threads}")
+def parse_args(argv=None):
+    examples = "\n".join(line for line in __doc__.splitlines() if line.startswith("    "))
+    p = ArgumentParser(description=__doc__.split("\n")[0], epilog="examples:\n" + examples,
+                       formatter_class=HelpFormatter, allow_abbrev=False)
+    positive_int, count, positive = number(int, 0), number(int, 0, low_in=True), number(float, 0)
+    probability, fraction = number(float, 0, 1, low_in=True), number(float, 0, 1)
+    g = p.add_argument_group("algorithm")
+    g.add_argument("--env-id", default="BreakoutNoFrameskip-v4", help="an Atari id: ALE/Pong-v5, ...")
+    g.add_argument("--total-timesteps", type=positive_int, default=10_000_000,
+                   help="agent steps (4 frames each), summed over envs (Nature: 50M)")
+    g.add_argument("--num-envs", type=positive_int, default=1, help="games played side by side")
+    g.add_argument("--sticky-actions", action="store_true",
+                   help="repeat the previous action with probability 0.25 (the v5 protocol); off = v4/Nature")
+    g.add_argument("--learning-rate", type=positive, default=1e-4, help="Adam's step size (Nature: RMSProp, 2.5e-4)")
+    g.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
+                   help="decay the learning rate linearly to 0 over the run")
+    g.add_argument("--adam-eps", type=positive, default=1e-8, help="Adam's epsilon")
+    g.add_argument("--buffer-size", type=positive_int, default=1_000_000, help="replay memory, 7 KB a transition")
+    g.add_argument("--batch-size", type=positive_int, default=32, help="transitions per gradient step")
+    g.add_argument("--gamma", type=probability, default=0.99, help="discount factor")
+    g.add_argument("--tau", type=fraction, default=1.0, help="target update rate: 1 = hard copy, <1 = Polyak")
+    g.add_argument("--target-network-frequency", type=positive_int, default=1_000,
+                   help="env steps between target updates (Nature's C = 10,000 counts updates: 40,000 env steps)")
+    g.add_argument("--train-frequency", type=positive_int, default=4,
+                   help="env steps between gradient steps, summed over envs")
+    g.add_argument("--learning-starts", type=count, default=80_000, help="env steps before learning (Nature: 50,000)")
+    g.add_argument("--start-e", type=probability, default=1.0, help="exploration epsilon at the start")
+    g.add_argument("--end-e", type=probability, default=0.01, help="exploration epsilon after the decay (Nature: 0.1)")
+    g.add_argument("--exploration-fraction", type=fraction, default=0.10, help="the run's share epsilon decays over")
+    g.add_argument("--loss", choices=["mse", "huber"], default="mse",
+                   help="mse is CleanRL's; Nature clipped the error to [-1, 1], which is huber")
+    g.add_argument("--max-grad-norm", type=number(float, 0, low_in=True), default=0.0,
+                   help="clip the gradient norm at this value (0: off)")
+    g.add_argument("--bf16", action="store_true",
+                   help="the online network's passes in bfloat16 (autocast), weights, TD target and loss in float32: "
+                        "faster with AMX/AVX512-BF16 or a GPU, learned as float32 did (docs/dqn_atari.md)")
+    algorithm_flags = [action.dest for action in g._group_actions] + ["seed"]  # what --resume may not change
+    not_inherited = ("eval_model", "resume", "capture_video")  # a video is asked for each time
+    g = p.add_argument_group("run and logs")
+    g.add_argument("--exp-name", default=SCRIPT[:-3], help="the run's name in runs/ and of its model file")
+    g.add_argument("--seed", type=number(int, 0, MAX_SEED, low_in=True), default=1,
+                   help=f"seeds training (0 to {MAX_SEED:,}) and, apart, the evaluation")
+    g.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
+                   help="save the model into the run folder")
+    g.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
+    g.add_argument("--threads", type=number(int, 1, low_in=True), default=None, metavar="N",
+                   help=f"torch's CPU threads; None: OMP_NUM_THREADS, else the affinity (here: {default_threads()}); "
+                        "the same --seed gives the same run at the same count only (docs/dqn_atari.md)")
+    g.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
+                   help="deterministic cuDNN kernels (a GPU)")
+    g.add_argument("--checkpoint-frequency", type=count, default=250_000,
+                   help="env steps between checkpoints --resume goes on from (networks, Adam, generators, buffer: "
+                        "7.1 GB at 1M), and one at a SIGTERM (0: none); the games in flight restart on resume")
+    g.add_argument("--resume", metavar="RUN_DIR",
+                   help="go on with the run in RUN_DIR from its last checkpoint to its budget, with its settings; the "
+                        "rows logged after the checkpoint are redone, each env's first game after it marked `resumed`")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--eval-episodes", type=number(int, 0, EVAL_GAMES_PER_SEED), default=10,
+                   help="whole games (all lives) scored at the end")
+    g.add_argument("--eval-epsilon", type=probability, default=0.05, help="Nature's evaluation epsilon")
+    g.add_argument("--eval-max-frames", type=positive_int, default=18_000,
+                   help="frames an evaluation game may last (Nature: 5 minutes = 18,000)")
+    g.add_argument("--eval-model", metavar="PATH",
+                   help="evaluate a saved model and exit, without training (settings from the args.json beside it)")
+    g.add_argument("--capture-video", action="store_true",
+                   help="record the first evaluation game in colour to videos/ (pip install moviepy)")
+    args = p.parse_args(argv)
+    if args.eval_model and args.resume:
+        fail("--eval-model and --resume: one or the other")
+    if args.eval_model or args.resume:  # the run's settings become the defaults: flags given here still win
+        saved = run_settings(args.resume or args.eval_model, resume=bool(args.resume))
+        p.set_defaults(**{k: v for k, v in saved.items() if k in vars(args) and k not in not_inherited})
+        args = p.parse_args(argv)
+        for name in algorithm_flags if args.resume else []:  # may change how it runs, not what it computes
+            started = saved.get(name, p.get_default(name))  # a flag newer than the run: it ran at its default
+            if getattr(args, name) != started:
+                fail(f"--resume {args.resume}: --{name.replace('_', '-')} {getattr(args, name)} would change the run, "
+                     f"which started with {started}; a resumed run keeps the settings that shape its algorithm")
     if args.bf16 and not bf16_supported(args.cuda):
         fail("--bf16: this " + ("GPU" if args.cuda and torch.cuda.is_available() else "CPU")
              + " has no fast bfloat16 (a CPU needs AVX512-BF16 or AMX); run without --bf16")
-    for name in ["learning_starts", "max_grad_norm", "checkpoint_frequency"]:
-        if getattr(args, name) < 0:
-            fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if not 0 <= args.seed <= MAX_SEED:
-        fail(f"--seed must be in [0, {MAX_SEED}] (ALE seeds are 32-bit ints; see eval_seed), got {args.seed}")
-    if args.eval_episodes > EVAL_GAMES_PER_SEED:
-        fail(f"--eval-episodes must be at most {EVAL_GAMES_PER_SEED} (the games a seed owns), got {args.eval_episodes}")
     if args.batch_size > args.buffer_size:
         fail(f"--batch-size ({args.batch_size}) cannot exceed --buffer-size ({args.buffer_size})")
     if args.buffer_size // args.num_envs < 2 * STACK:
         fail(f"--buffer-size ({args.buffer_size}) is too small for {args.num_envs} envs: at least {2 * STACK} per env")
-    for name in ["gamma", "start_e", "end_e", "eval_epsilon"]:
-        if not 0 <= getattr(args, name) <= 1:
-            fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
-    for name in ["tau", "exploration_fraction"]:
-        if not 0 < getattr(args, name) <= 1:
-            fail(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
     atari_game(args.env_id)  # an unknown or non-Atari id fails here, before anything is written
     if args.total_timesteps < args.num_envs:
-        fail(f"--total-timesteps ({args.total_timesteps}) is less than one step of each of --num-envs ({args.num_envs})")
+        fail(f"--total-timesteps ({args.total_timesteps}) is less than one step of each of {args.num_envs} envs")
     if args.total_timesteps % args.num_envs:  # whole vector steps: round up, never drop steps silently
         rounded = math.ceil(args.total_timesteps / args.num_envs) * args.num_envs
         print(f"note: --total-timesteps {args.total_timesteps} is not a multiple of --num-envs {args.num_envs}; "
               f"running {rounded}", file=sys.stderr)
         args.total_timesteps = rounded
+    return args
+
+
+def number(kind, low, high=math.inf, low_in=False, high_in=True):
+    """An argparse type: a finite int or float above `low` (or at it: low_in) and up to `high` (not at it: high_in)."""
+    def parse(text):
+        value = kind(text)  # a ValueError here is argparse's "invalid int value"
+        if not (math.isfinite(value) and (low <= value if low_in else low < value)
+                and (value <= high if high_in else value < high)):
+            ends = "([" [low_in] + f"{low}, {high}" + ")]"[high_in] if high < math.inf else f">{'=' * low_in} {low}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {'in ' * (high < math.inf)}{ends}, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own complaints (an unknown flag, "abc" for a number): one line too
+        fail(message)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every flag's default, and the docstring's example commands as they are written."""
+
+
+def fail(message):  # bad input: one line and exit code 2, as argparse does, never a traceback
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def bf16_supported(cuda):
@@ -649,6 +511,29 @@ def bf16_supported(cuda):
         return False
 
 
+def default_threads():
+    """The cores this process is given: OMP_NUM_THREADS (a scheduler's share), else the CPU affinity (SLURM, taskset,
+    a container), never the machine's count. The env threads step while the learner waits: they take turns."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+AGENT_STREAM, ENV_STREAM, TORCH_STREAM, EVAL_STREAM = range(4)  # children of SeedSequence(--seed)
+
+
+def random_streams(seed, num_envs, resumed_at=0):
+    """The agent's generator (exploration, replay sampling), the envs' seed and torch's (the initial weights): children
+    of one SeedSequence(seed), apart, where default_rng(seed) and reset(seed=seed) would be one stream. Env i gets
+    env_seed + i, below EVAL_SEEDS_FROM; a run resumed at step n plays fresh games, from the env child's child n."""
+    agent_ss, env_ss, torch_ss, _ = np.random.SeedSequence(seed).spawn(4)
+    if resumed_at:
+        env_ss = np.random.SeedSequence(seed, spawn_key=(ENV_STREAM, resumed_at))
+    return (np.random.default_rng(agent_ss), int(env_ss.generate_state(1)[0]) % (EVAL_SEEDS_FROM - num_envs),
+            int(torch_ss.generate_state(1)[0]))
+
+
 # Memory a run needs, per unit of each size flag, so a run that cannot fit is refused before it starts.
 ENV_BYTES = 4_000_000  # one emulator and its thread: measured 3.4 MB for 1 env, 1.7 MB each for 16
 BATCH_ROW_BYTES = 600_000  # one row of a gradient step (stacks, floats, activations): measured 508-557 KB
@@ -657,7 +542,7 @@ BASE_BYTES = 400_000_000  # Python, torch and ale-py loaded, the networks and Ad
 
 def memory_needs(args, device):
     """Bytes of RAM (and of GPU memory: the batch's part with --cuda) each size flag's value takes."""
-    host = {"buffer_size": ReplayBuffer.bytes_needed(args.buffer_size // args.num_envs * args.num_envs),
+    host = {"buffer_size": ReplayBuffer.BYTES_PER_SLOT * (args.buffer_size // args.num_envs * args.num_envs),
             "num_envs": args.num_envs * ENV_BYTES}
     gpu = {"batch_size": args.batch_size * BATCH_ROW_BYTES}
     return (host, gpu) if device.type == "cuda" else ({**host, **gpu}, {})
@@ -683,105 +568,101 @@ def check_memory(args, device):
         if available is None or base + sum(needs.values()) <= available:
             continue
         name = max(needs, key=needs.get)
-        per_unit = needs[name] / getattr(args, name)
         room = 0.8 * available - base - sum(v for k, v in needs.items() if k != name)  # 20% kept for the rest
-        fits = f"about {int(room / per_unit):,} fits" if room >= per_unit else "it does not fit even at 1"
-        memory = "GPU memory" if where.type == "cuda" else "RAM"
+        fits = int(room / (needs[name] / getattr(args, name)))
         sizes = ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)}: {v / 1e9:.1f} GB" for k, v in needs.items())
+        memory = "GPU memory" if where.type == "cuda" else "RAM"
         fail(f"this run needs {(base + sum(needs.values())) / 1e9:.1f} GB of {memory} ({sizes}) but only "
-             f"{available / 1e9:.1f} GB is available; pass a smaller --{name.replace('_', '-')} ({fits})")
+             f"{available / 1e9:.1f} GB is available; pass a smaller --{name.replace('_', '-')} "
+             + (f"(about {fits:,} fits)" if fits >= 1 else "(it does not fit even at 1)"))
 
 
 class Logs:
-    """runs/<run_name>/: args.json, episodes.csv, train.csv (eval.json: main); a progress line on stdout; the same
-    numbers as TensorBoard events under CleanRL's tags (`tensorboard --logdir runs`).
-    `resume`: a checkpoint's manifest; the CSVs are cut back to their length at the checkpoint and appended to,
-    and TensorBoard drops the events logged after the checkpoint's step."""
+    """runs/<run>/: args.json, episodes.csv, train.csv (line-buffered: plot a run while it goes), the same numbers as
+    TensorBoard events under CleanRL's tags (`tensorboard --logdir runs`), progress on stdout. `resume`: a checkpoint's
+    manifest: the CSVs are cut back to their length then and appended to, TensorBoard drops the later events."""
+
+    COLUMNS = {"episodes": {"episodic_return": "charts/episodic_return", "episodic_length": "charts/episodic_length",
+                            "epsilon": "charts/epsilon", "resumed": None},
+               "train": {"loss": "losses/td_loss", "q_values": "losses/q_values",
+                         "learning_rate": "charts/learning_rate", "sps": "charts/SPS"}}  # CSV column: its tag
 
     def __init__(self, run_dir, args, resume=None, train_log_every=1_000):
         from torch.utils.tensorboard import SummaryWriter  # imported here: only a training run writes events
-        self.run_dir = run_dir
-        self.episodes_path, self.train_path = os.path.join(run_dir, "episodes.csv"), os.path.join(run_dir, "train.csv")
-        print_every = min(10_000, max(1, math.ceil(args.total_timesteps / 10)))  # every 10% and every 10,000 steps
-        self.total, self.train_log_every, self.print_every = args.total_timesteps, train_log_every, print_every
-        self.next_train_log, self.next_print, self.start_step = 0, print_every, 0
+        self.run_dir, self.total, self.train_log_every = run_dir, args.total_timesteps, train_log_every
+        self.print_every = min(10_000, max(1, math.ceil(args.total_timesteps / 10)))  # every 10%, every 10,000 steps
+        self.next_train_log, self.next_print, self.start_step = 0, self.print_every, 0
+        self.paths = {name: os.path.join(run_dir, f"{name}.csv") for name in self.COLUMNS}
         if resume is None:
-            write_file(os.path.join(run_dir, "args.json"),  # --eval-model and --resume read it back
-                       lambda f: f.write(json.dumps({**vars(args), "script": SCRIPT}, indent=2).encode()))
+            settings = json.dumps({**vars(args), "script": SCRIPT}, indent=2).encode()  # --eval-model, --resume
+            write_file(os.path.join(run_dir, "args.json"), lambda f: f.write(settings))
         else:  # the rows logged after the checkpoint record training that is done again now
-            for path in (self.episodes_path, self.train_path):
+            for path in self.paths.values():
                 with writing(path):
                     os.truncate(path, resume["logs"][os.path.basename(path)])
             self.next_train_log, self.next_print = resume["logs"]["next_train_log"], resume["logs"]["next_print"]
             self.start_step = resume["step"]
         self.finite_until = self.start_step  # the step up to which every loss is known to be finite
         self.losses_finite = torch.ones((), dtype=torch.bool)  # train() puts the device's flag here
-        # line-buffered: a run's curve can be plotted while it goes
-        mode = "w" if resume is None else "a"
-        with writing(self.episodes_path):
-            self.episodes_file = open(self.episodes_path, mode, newline="", buffering=1)
-        with writing(self.train_path):
-            self.train_file = open(self.train_path, mode, newline="", buffering=1)
-        self.episodes_csv, self.train_csv = csv.writer(self.episodes_file), csv.writer(self.train_file)
-        if resume is None:
-            with writing(self.episodes_path):
-                self.episodes_csv.writerow(["global_step", "episodic_return", "episodic_length", "epsilon", "resumed"])
-            with writing(self.train_path):
-                self.train_csv.writerow(["global_step", "loss", "q_values", "learning_rate", "sps"])
+        self.files, self.csv = {}, {}
+        for name, path in self.paths.items():
+            with writing(path):
+                self.files[name] = open(path, "w" if resume is None else "a", newline="", buffering=1)
+                self.csv[name] = csv.writer(self.files[name])
+                if resume is None:
+                    self.csv[name].writerow(["global_step", *self.COLUMNS[name]])
         with writing(run_dir):
             self.writer = SummaryWriter(run_dir, purge_step=self.start_step if resume else None)
         self.start_time = time.time()
 
-    def episode(self, global_step, episodic_return, episodic_length, epsilon, resumed):
-        with writing(self.episodes_path):
-            self.episodes_csv.writerow([global_step, episodic_return, episodic_length, round(epsilon, 4), int(resumed)])
-        for tag, value in [("episodic_return", episodic_return), ("episodic_length", episodic_length), ("epsilon", epsilon)]:
-            self.writer.add_scalar(f"charts/{tag}", value, global_step)
+    def row(self, name, global_step, *values):
+        with writing(self.paths[name]):
+            self.csv[name].writerow([global_step, *values])
+        for tag, value in zip(self.COLUMNS[name].values(), values):
+            if tag:
+                self.writer.add_scalar(tag, value, global_step)
 
-    def sps(self, global_step):
-        return (global_step - self.start_step) / max(time.time() - self.start_time, 1e-9)
+    def episode(self, global_step, episodic_return, episodic_length, epsilon, resumed):
+        self.row("episodes", global_step, episodic_return, episodic_length, round(epsilon, 4), int(resumed))
 
     def train_step(self, global_step, loss, q_taken, learning_rate, losses_finite):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
             self.check_finite(losses_finite, global_step)
-            row = [global_step, loss.item(), q_taken.mean().item(), learning_rate, int(self.sps(global_step))]
-            with writing(self.train_path):
-                self.train_csv.writerow(row)
-            for tag, value in zip(["losses/td_loss", "losses/q_values", "charts/learning_rate", "charts/SPS"], row[1:]):
-                self.writer.add_scalar(tag, value, global_step)
+            sps = int(self.sps(global_step))
+            self.row("train", global_step, loss.item(), q_taken.mean().item(), learning_rate, sps)
             self.next_train_log = global_step + self.train_log_every
+
+    def sps(self, global_step):
+        return (global_step - self.start_step) / max(time.time() - self.start_time, 1e-9)
 
     def check_finite(self, losses_finite, global_step):
         """Stop the run (exit 1) if a loss since the last look was inf or nan: one host wait per look."""
         if not losses_finite:
-            self.fault(f"the loss became inf or nan after global step {self.finite_until}; stopping the run")
+            self.close()
+            print(f"error: the loss became inf or nan after global step {self.finite_until}; stopping the run",
+                  file=sys.stderr)
+            sys.exit(1)
         self.finite_until = global_step
 
     def progress(self, global_step, epsilon, recent_returns):
         if global_step >= self.next_print or global_step >= self.total:
-            sps = self.sps(global_step)
-            eta = (self.total - global_step) / max(sps, 1e-9)
+            sps = max(self.sps(global_step), 1e-9)
             mean_return = f"{np.mean(recent_returns):7.1f}" if recent_returns else "      -"
-            print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {eta:5.0f}s | "
-                  f"return (last {len(recent_returns)}) {mean_return} | epsilon {epsilon:.3f}", flush=True)
+            print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {(self.total - global_step) / sps:5.0f}s"
+                  f" | return (last {len(recent_returns)}) {mean_return} | epsilon {epsilon:.3f}", flush=True)
             self.next_print = global_step + self.print_every
 
     def state(self):
         """What a checkpoint needs to continue the logs: each CSV's length in bytes, and the next rows due."""
         lengths = {}
-        for path, f in ((self.episodes_path, self.episodes_file), (self.train_path, self.train_file)):
-            with writing(path):
+        for name, f in self.files.items():
+            with writing(self.paths[name]):
                 f.flush()
-                lengths[os.path.basename(path)] = os.fstat(f.fileno()).st_size
+                lengths[f"{name}.csv"] = os.fstat(f.fileno()).st_size
         return {**lengths, "next_train_log": self.next_train_log, "next_print": self.next_print}
 
-    def fault(self, message):
-        self.close()
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(1)
-
     def close(self):
-        for f in (getattr(self, "episodes_file", None), getattr(self, "train_file", None), getattr(self, "writer", None)):
+        for f in [*self.files.values(), getattr(self, "writer", None)]:
             with contextlib.suppress(OSError):  # a full disk: the rows written so far stay as they are
                 if f is not None:
                     f.close()
@@ -791,19 +672,16 @@ BUFFER_RINGS = ["frames", "actions", "rewards", "terminated", "first", "valid"] 
 
 
 def save_checkpoint(logs, step, q_network, target_network, optimizer, rb, rng, recent_returns):
-    """Everything training needs to go on from `step` (--resume), in runs/<run>/checkpoint-<step>/.
-
-    It is written into checkpoint-<step>.tmp/ (its manifest last) and renamed, then named in checkpoint.json
-    (written aside and renamed too), and only then is the previous one deleted: a kill at any moment leaves a
-    whole checkpoint named in checkpoint.json. The buffer is saved as it holds it (each frame once), up to the
-    slots written so far. A write that fails removes the unfinished one; the previous one stays."""
+    """Everything training needs to go on from `step` (--resume) in runs/<run>/checkpoint-<step>/, written as .tmp/
+    (its manifest last), renamed, named in checkpoint.json (written aside, renamed), and only then the previous one
+    deleted: a kill or a failed write at any moment leaves a whole checkpoint named. The buffer as it holds it."""
     name = f"checkpoint-{step}"
     tmp, final = os.path.join(logs.run_dir, name + ".tmp"), os.path.join(logs.run_dir, name)
     for stale in (tmp, final):  # left by a run killed while writing it
         shutil.rmtree(stale, ignore_errors=True)
-    with writing(tmp):
-        os.makedirs(tmp)
     try:
+        with writing(tmp):
+            os.makedirs(tmp)
         filled = int(rb.size.max())
         for key in BUFFER_RINGS + ["pos", "size"]:
             array = getattr(rb, key)[:, :filled] if key in BUFFER_RINGS else getattr(rb, key)
@@ -818,8 +696,8 @@ def save_checkpoint(logs, step, q_network, target_network, optimizer, rb, rng, r
         write_file(os.path.join(tmp, "manifest.json"), lambda f: f.write(json.dumps(manifest).encode()))
         with writing(final):
             os.rename(tmp, final)
-        pointer = {"checkpoint": name, "step": step}
-        write_file(os.path.join(logs.run_dir, "checkpoint.json"), lambda f: f.write(json.dumps(pointer).encode()))
+        pointer = json.dumps({"checkpoint": name, "step": step}).encode()
+        write_file(os.path.join(logs.run_dir, "checkpoint.json"), lambda f: f.write(pointer))
     except CannotWrite:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -846,22 +724,19 @@ class Checkpoint:
         if self.state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(self.state["cuda_rng"])
         rng.bit_generator.state = self.manifest["numpy_rng"]  # the agent's generator, which the buffer samples with
-        filled = self.manifest["filled"]
         for key in BUFFER_RINGS:
-            getattr(rb, key)[:, :filled] = self.arrays[key]
+            getattr(rb, key)[:, :self.manifest["filled"]] = self.arrays[key]
         rb.pos[:], rb.size[:] = self.arrays["pos"], self.arrays["size"]
         recent_returns.extend(self.manifest["recent_returns"])
         return self.step
 
 
 def load_checkpoint(run_dir, args, q_network):
-    """The checkpoint checkpoint.json names, checked whole before anything is changed, else one line and exit 2:
-    every file there at the size its manifest says, the buffer's arrays the shape this run's buffer has, the
-    weights this network's, the CSVs at least as long as they were. The frames stay on disk (memory-mapped)
-    until restore() copies them into the buffer."""
+    """The checkpoint checkpoint.json names, checked whole before anything changes (else one line, exit 2): each file
+    of its manifest's size, arrays of this buffer's shapes, this network's weights, CSVs at least as long as then."""
     pointer = os.path.join(run_dir, "checkpoint.json")
     if not os.path.isfile(pointer):
-        fail(f"--resume {run_dir}: no checkpoint there (it wrote none: --checkpoint-frequency 0, or killed before the first)")
+        fail(f"--resume {run_dir}: no checkpoint there (--checkpoint-frequency 0, or killed before the first)")
     try:
         with open(pointer) as f:
             folder = os.path.join(run_dir, json.load(f)["checkpoint"])
@@ -873,8 +748,7 @@ def load_checkpoint(run_dir, args, q_network):
         step, filled, slots = manifest["step"], manifest["filled"], args.buffer_size // args.num_envs
         if manifest["script"] != SCRIPT or not 0 < step < args.total_timesteps or step % args.num_envs:
             raise ValueError(f"step {step} does not fit this run")
-        expected = ReplayBuffer(args.num_envs * STACK * 2, args.num_envs, None)  # tiny: only dtypes and shapes
-        arrays = {}
+        expected, arrays = ReplayBuffer(args.num_envs * STACK * 2, args.num_envs, None), {}  # tiny: dtypes and shapes
         for key in BUFFER_RINGS + ["pos", "size"]:
             arrays[key] = np.load(os.path.join(folder, f"{key}.npy"), mmap_mode="r")
             like = getattr(expected, key)
@@ -882,54 +756,37 @@ def load_checkpoint(run_dir, args, q_network):
             if arrays[key].dtype != like.dtype or arrays[key].shape != shape or filled > slots:
                 raise ValueError(f"{key}.npy does not fit a buffer of {args.buffer_size:,} for {args.num_envs} envs")
         state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
+        weights = q_network.state_dict()
         for key in ("q_network", "target_network"):
-            weights = q_network.state_dict()
             if state[key].keys() != weights.keys() or any(state[key][k].shape != v.shape for k, v in weights.items()):
                 raise ValueError(f"the {key} weights do not fit this network")
         for entry in ("episodes.csv", "train.csv"):
             if os.path.getsize(os.path.join(run_dir, entry)) < manifest["logs"][entry]:
                 raise ValueError(f"{entry} is shorter than at the checkpoint")
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, pickle.UnpicklingError) as e:
-        reason = (str(e).splitlines() or [type(e).__name__])[0]
-        fail(f"--resume {run_dir}: its checkpoint is damaged ({reason})")
+        fail(f"--resume {run_dir}: its checkpoint is damaged ({(str(e).splitlines() or [type(e).__name__])[0]})")
     return Checkpoint(manifest, arrays, state)
 
 
-def resume_settings(run_dir):
-    """The settings (args.json) of the run in run_dir, if it is an unfinished run of this script; else exit 2."""
-    path = os.path.join(run_dir, "args.json")
+def run_settings(given, resume):
+    """The settings (args.json) of the run `given`: for --resume an unfinished run of this script in that folder, for
+    --eval-model the run that saved that model ({} if it left none). Anything else: one line and exit 2."""
+    folder = given if resume else os.path.dirname(given)
+    path, flag = os.path.join(folder, "args.json"), f"--resume {folder}: " if resume else ""
     if not os.path.isfile(path):
-        fail(f"--resume {run_dir}: not a run folder (no args.json there)")
+        return fail(f"--resume {folder}: not a run folder (no args.json there)") if resume else {}
     try:
         with open(path) as f:
             saved = json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"--resume {run_dir}: cannot read its args.json ({type(e).__name__})")
-    if not isinstance(saved, dict) or saved.get("script") != SCRIPT:
-        other = saved.get("script", "another script") if isinstance(saved, dict) else "another script"
-        fail(f"--resume {run_dir}: a run of {other}, not of {SCRIPT}; resume it with that script")
-    if os.path.exists(os.path.join(run_dir, "eval.json")):
-        fail(f"--resume {run_dir}: the run is finished (eval.json is there); there is nothing to resume")
+        script = saved.get("script", "another script" if resume else SCRIPT)
+    except (OSError, ValueError, AttributeError) as e:
+        fail(f"{flag}cannot read {path} ({type(e).__name__})")
+    if script != SCRIPT:
+        fail(f"{flag}a run of {script}, not of {SCRIPT}; resume it with that script" if resume
+             else f"{given} was saved by {script}; evaluate it with that script")
+    if resume and os.path.exists(os.path.join(folder, "eval.json")):
+        fail(f"{flag}the run is finished (eval.json is there); there is nothing to resume")
     return saved
-
-
-def saved_settings(model_path, known):
-    """The settings of the run that saved `model_path`, from the args.json beside it ({} if there is none),
-    restricted to the flags this parser knows; not --eval-model itself, and not --capture-video (a video is
-    asked for each time). A model from another script is refused, naming that script."""
-    path = os.path.join(os.path.dirname(model_path), "args.json")
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"cannot read {path} beside the model: {type(e).__name__}")
-    if not isinstance(saved, dict):
-        fail(f"{path} beside the model does not hold a run's settings")
-    if saved.get("script", SCRIPT) != SCRIPT:
-        fail(f"{model_path} was saved by {saved['script']}; evaluate it with that script")
-    return {k: v for k, v in saved.items() if k in known and k not in ("eval_model", "capture_video")}
 
 
 def load_model(q_network, path):
@@ -938,9 +795,7 @@ def load_model(q_network, path):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         fail(f"model file not found: {path}")
-    except EOFError:
-        fail(f"{path} is not a saved model of {SCRIPT} (the file is empty or cut short)")
-    except Exception:  # a truncated archive, a pickle of something else, a text file, a folder
+    except Exception:  # empty, a truncated archive, a pickle of something else, a text file, a folder
         fail(f"{path} is not a saved model of {SCRIPT} (torch.load cannot read it as saved weights)")
     expected = q_network.state_dict()
     if not (isinstance(state, dict) and state.keys() == expected.keys()
@@ -948,80 +803,145 @@ def load_model(q_network, path):
         fail(f"{path} is not a saved model of {SCRIPT} (it holds something other than this network's weights)")
     for name, tensor in expected.items():
         if state[name].shape != tensor.shape:
-            shape = lambda t: "x".join(str(int(n)) for n in t.shape)  # noqa: E731
-            fail(f"{path} does not fit this network: {name} is {shape(state[name])} there, {shape(tensor)} here "
+            there, here = ("x".join(map(str, t.shape)) for t in (state[name], tensor))
+            fail(f"{path} does not fit this network: {name} is {there} there, {here} here "
                  f"(check --env-id: games differ in action count)")
     q_network.load_state_dict(state)
+
+
+class CannotWrite(Exception):
+    """A file of the run cannot be written (no space, no permission): main() ends the run in one line, exit 1."""
+
+
+@contextlib.contextmanager
+def writing(path):
+    try:
+        yield
+    except OSError as e:
+        raise CannotWrite(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def write_file(path, write):
+    """write(f) into path + '.tmp', then rename: a file that cannot be finished never replaces the one before."""
+    with writing(path):
+        try:
+            with open(path + ".tmp", "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(path + ".tmp", path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(path + ".tmp")
+            raise
+
+
+def create_run_dir(run_name):
+    """runs/<run_name>, or runs/<run_name>_2, _3, ... when a run of the same name (same second) made it first."""
+    for name in [run_name, *(f"{run_name}_{copies}" for copies in range(2, 10_000))]:
+        with writing(os.path.join("runs", name)), contextlib.suppress(FileExistsError):  # taken: the next suffix
+            os.makedirs(os.path.join("runs", name))
+            return name
+    raise CannotWrite(f"cannot write runs/{run_name}: 10,000 runs of this name already")
+
+
+def write_video(frames, path):
+    """An mp4 of exactly these frames, 15 per second (60 fps / frame skip 4), by imageio-ffmpeg (with moviepy):
+    moviepy's own writer drops the last frame of some lengths (101 frames at 15 fps give 100)."""
+    import imageio_ffmpeg  # only when a video is asked for
+    with writing(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        height, width = frames[0].shape[:2]
+        writer = imageio_ffmpeg.write_frames(path, (width, height), fps=15, macro_block_size=1)  # 210 rows: no resize
+        writer.send(None)  # start ffmpeg
+        for frame in frames:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
+    print(f"video saved to {path}")
+
+
+class Stopped(Exception):
+    """Ctrl-C (SIGINT: exit 130) or SIGTERM (`kill`, a scheduler's preemption: exit 143). `step`: the env steps done
+    when train() stopped; `report`: what was kept, for main()'s one line."""
+    signum, training = None, False
+
+    def __init__(self, step=None, report="no eval.json written"):
+        super().__init__(step)
+        self.step, self.report = step, report
+
+
+def on_signal(signum, frame):
+    """While training, note the signal: train() stops between two steps (after a last checkpoint at a SIGTERM), never
+    halfway through storing one. Elsewhere (the evaluation, saving) stop at once."""
+    Stopped.signum = signum
+    if not Stopped.training:
+        raise Stopped
+
+
+def evaluate_saved_model(args, device):
+    probe = make_envs(args, 1, training=False)
+    q_network = QNetwork(probe.single_action_space.n).to(device)
+    probe.close()
+    load_model(q_network, args.eval_model)
+    run_folder = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))
+    returns, _ = evaluate(q_network, args, device, args.capture_video and f"videos/{run_folder}-eval/eval-game-0.mp4")
+    print(f"result: {score(returns)} {args.eval_epsilon}: {args.eval_model}")
+    return returns
 
 
 def score(returns):
     return f"{returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} games at epsilon"
 
 
-def evaluate_saved_model(args, device, video_dir):
-    probe = make_envs(args, 1, training=False)
-    n_actions = probe.single_action_space.n
-    probe.close()
-    q_network = QNetwork(n_actions).to(device)
-    load_model(q_network, args.eval_model)
-    returns, _ = evaluate(q_network, args, device, video_dir and os.path.join(video_dir, "eval-game-0.mp4"))
-    print(f"result: {score(returns)} {args.eval_epsilon}: {args.eval_model}")
-    return returns
-
-
-def save_model(q_network, path):
-    write_file(path, lambda f: torch.save(q_network.state_dict(), f))
-
-
-def train_and_evaluate(args, device, run_name):
+def train_and_evaluate(args, device):
     check_memory(args, device)
     if args.resume:
         run_dir = os.path.normpath(args.resume)
         run_name = os.path.basename(run_dir)
     else:
-        run_name = create_run_dir(run_name)
+        run_name = create_run_dir(f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}")
         run_dir = os.path.join("runs", run_name)
-    model_path, video_dir = os.path.join(run_dir, f"{args.exp_name}.pt"), args.capture_video and f"videos/{run_name}"
+    model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+    save_model = lambda: write_file(model_path, lambda f: torch.save(q_network.state_dict(), f))  # noqa: E731
     envs = make_envs(args, args.num_envs)
-    try:  # the envs are closed on every way out: the end, the NaN stop, Ctrl-C, SIGTERM, a failed write
+    try:  # the envs are closed on every way out: the end, the NaN stop, a signal, a failed write
         q_network = QNetwork(envs.single_action_space.n).to(device)
         checkpoint = load_checkpoint(run_dir, args, q_network) if args.resume else None  # checked before a log changes
         logs = Logs(run_dir, args, resume=checkpoint and checkpoint.manifest)
         print(f"run {run_name}: logs in {run_dir}/" + (f", resumed at step {checkpoint.step}" if checkpoint else ""))
         try:
+            Stopped.training = True
             train(args, envs, q_network, device, logs, checkpoint)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Stopped) as stop:  # the logs and the model are kept, then main() says so
             logs.check_finite(logs.losses_finite, logs.finite_until)  # no model is saved after an overflow
             if args.save_model:
-                save_model(q_network, model_path)
-            print("interrupted: logs are complete up to here" + (f", model saved to {model_path}" if args.save_model else ""),
-                  file=sys.stderr)
-            sys.exit(130)
-        except Terminated as stop:
-            logs.check_finite(logs.losses_finite, logs.finite_until)
-            if args.save_model:
-                save_model(q_network, model_path)
-            print(f"terminated (SIGTERM): logs are complete up to step {stop.step}"
-                  + (f", model saved to {model_path}" if args.save_model else "")
-                  + (f", checkpoint written: python {SCRIPT} --resume {run_dir} goes on" if args.checkpoint_frequency
-                     else ", no checkpoint (--checkpoint-frequency 0)"), file=sys.stderr)
-            sys.exit(128 + signal.SIGTERM)
+                save_model()
+            step = getattr(stop, "step", None)
+            report = f"logs are complete up to {f'step {step}' if step else 'here'}"
+            report += f", model saved to {model_path}" if args.save_model else ""
+            if Stopped.signum == signal.SIGTERM:
+                report += (f", checkpoint written: python {SCRIPT} --resume {run_dir} goes on"
+                           if args.checkpoint_frequency else ", no checkpoint (--checkpoint-frequency 0)")
+            raise Stopped(step, report) from None
         finally:
+            Stopped.training = False
             logs.close()
     finally:
         envs.close()
     if args.save_model:
-        save_model(q_network, model_path)  # the model the summary reports: the final network
+        save_model()  # the model the summary reports: the final network
 
-    returns, lengths = evaluate(q_network, args, device, video_dir and os.path.join(video_dir, "eval-game-0.mp4"))
+    video_path = args.capture_video and f"videos/{run_name}/eval-game-0.mp4"
+    returns, lengths = evaluate(q_network, args, device, video_path)
     result = {"model": os.path.basename(model_path) if args.save_model else None, "step": args.total_timesteps,
               "returns": returns.tolist(), "lengths": lengths.tolist(), "mean": returns.mean(), "std": returns.std(),
               "eval_epsilon": args.eval_epsilon}
-    write_file(os.path.join(run_dir, "eval.json"), lambda f: f.write(json.dumps(result, indent=2, allow_nan=False).encode()))
+    result_json = json.dumps(result, indent=2, allow_nan=False).encode()
+    write_file(os.path.join(run_dir, "eval.json"), lambda f: f.write(result_json))
     with contextlib.suppress(OSError):  # the run is finished (eval.json): its checkpoint has nothing left to resume
         os.remove(os.path.join(run_dir, "checkpoint.json"))
     remove_checkpoints(run_dir)
-    files = ["args.json", "episodes.csv", "train.csv", "eval.json"] + ([os.path.basename(model_path)] if args.save_model else [])
+    files = ["args.json", "episodes.csv", "train.csv", "eval.json"] + [os.path.basename(model_path)] * args.save_model
     print(f"result: {score(returns)} {args.eval_epsilon}: the final network (step {args.total_timesteps})")
     print(f"files:  {run_dir}/ ({', '.join(files)})")
     if args.save_model:
@@ -1037,34 +957,29 @@ def main(argv=None):
             import imageio_ffmpeg  # noqa: F401  (writes the mp4; ALE renders the frames itself)
         except ImportError:
             fail("--capture-video needs imageio-ffmpeg, which comes with moviepy: pip install moviepy")
-    run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     torch.manual_seed(random_streams(args.seed, args.num_envs)[2])  # the networks' initial weights
     torch.backends.cudnn.deterministic = args.torch_deterministic
     if args.cuda and not torch.cuda.is_available():
         print("note: --cuda given but no GPU is available; running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     torch.set_num_threads(args.threads or default_threads())
-    Stop.requested = False
-    in_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
-    previous_handler = signal.signal(signal.SIGTERM, Stop.request) if in_main_thread else None
+    Stopped.signum = None  # the handlers are put back at the end; only the main thread can set them
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     try:
-        if args.eval_model:
-            run_folder = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))
-            return evaluate_saved_model(args, device, args.capture_video and f"videos/{run_folder}-eval")
-        return train_and_evaluate(args, device, run_name)
-    except KeyboardInterrupt:  # during an evaluation: the emulators are closed by evaluate()
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Terminated:  # during an evaluation (training's own stop is handled in train_and_evaluate)
-        print("terminated (SIGTERM) during the evaluation: no eval.json written", file=sys.stderr)
-        sys.exit(128 + signal.SIGTERM)
+        return evaluate_saved_model(args, device) if args.eval_model else train_and_evaluate(args, device)
+    except (KeyboardInterrupt, Stopped) as stop:  # one way out for both signals, in training or in an evaluation
+        signum = Stopped.signum or signal.SIGINT  # a KeyboardInterrupt: Ctrl-C
+        what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+        print(f"{what}: {getattr(stop, 'report', Stopped().report)}", file=sys.stderr)
+        sys.exit(128 + signum)
     except CannotWrite as e:  # the files written before stay as they were; every env is closed by now
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     finally:
-        Stop.requested = False  # handled: a later main() or evaluate() in this process starts unstopped
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous_handler)
+        Stopped.signum = None  # handled: a later main() in this process starts unstopped
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

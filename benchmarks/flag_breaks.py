@@ -20,6 +20,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS_TEST = "every_algorithm_flag and dqn_cartpole"
 FL_FLAGS_TEST = "fl_every_algorithm_flag"
+ATARI_FLAGS_TEST = "atari_every_algorithm_flag_reaches"
 # name: (script, the text as it is, the text broken, the pytest -k expression of the tests that must fail)
 BREAKS = {
     "env-id": ("dqn_cartpole.py", "env = gym.make(args.env_id)", 'env = gym.make("CartPole-v1")',
@@ -83,6 +84,65 @@ BREAKS = {
                 "None, args.is_slippery)\n", FL_FLAGS_TEST),
     "fl: is-slippery": ("q_learning_frozenlake.py", 'args.map.split(","), args.is_slippery)\n',
                         'args.map.split(","), True)\n', FL_FLAGS_TEST),
+    # dqn_atari.py
+    "atari: env-id": ("dqn_atari.py", "AtariVectorEnv(atari_game(args.env_id),",
+                      'AtariVectorEnv(atari_game("BreakoutNoFrameskip-v4"),', ATARI_FLAGS_TEST),
+    "atari: total-timesteps": ("dqn_atari.py", "num_iterations = args.total_timesteps // args.num_envs",
+                               "num_iterations = 1_000 // args.num_envs", ATARI_FLAGS_TEST),
+    "atari: num-envs": ("dqn_atari.py", "envs = make_envs(args, args.num_envs)", "envs = make_envs(args, 1)",
+                        ATARI_FLAGS_TEST),
+    "atari: sticky-actions": ("dqn_atari.py", "repeat_action_probability=0.25 if args.sticky_actions else 0.0",
+                              "repeat_action_probability=0.0", ATARI_FLAGS_TEST),
+    "atari: learning-rate": ("dqn_atari.py", "lr=args.learning_rate, eps", "lr=1e-4, eps", ATARI_FLAGS_TEST),
+    "atari: anneal-lr": ("dqn_atari.py", "                if args.anneal_lr:\n", "                if False:\n",
+                         ATARI_FLAGS_TEST),
+    "atari: adam-eps": ("dqn_atari.py", "eps=args.adam_eps", "eps=1e-8", ATARI_FLAGS_TEST),
+    "atari: buffer-size": ("dqn_atari.py", "rb = ReplayBuffer(args.buffer_size,", "rb = ReplayBuffer(1_000_000,",
+                           ATARI_FLAGS_TEST),
+    "atari: batch-size": ("dqn_atari.py", "rb.sample(args.batch_size, device)", "rb.sample(32, device)",
+                          ATARI_FLAGS_TEST),
+    "atari: gamma": ("dqn_atari.py", "batch, args.gamma, loss_fn", "batch, 0.99, loss_fn", ATARI_FLAGS_TEST),
+    "atari: tau": ("dqn_atari.py", "update_target_network(target_network, q_network, args.tau)",
+                   "update_target_network(target_network, q_network, 1.0)", ATARI_FLAGS_TEST),
+    "atari: target-network-frequency": ("dqn_atari.py", "args.num_envs, args.target_network_frequency)",
+                                        "args.num_envs, 1_000)", "atari_gradient_steps"),
+    "atari: train-frequency": ("dqn_atari.py", "due(global_step, args.num_envs, args.train_frequency)",
+                               "due(global_step, args.num_envs, 4)", "atari_gradient_steps"),
+    "atari: learning-starts": ("dqn_atari.py", "if global_step >= args.learning_starts:",
+                               "if global_step >= 80_000:", f"atari_gradient_steps or {ATARI_FLAGS_TEST}"),
+    "atari: start-e": ("dqn_atari.py", "linear_schedule(args.start_e, args.end_e, decay_steps",
+                       "linear_schedule(1.0, args.end_e, decay_steps", ATARI_FLAGS_TEST),
+    "atari: end-e": ("dqn_atari.py", "linear_schedule(args.start_e, args.end_e, decay_steps",
+                     "linear_schedule(args.start_e, 0.01, decay_steps", ATARI_FLAGS_TEST),
+    "atari: exploration-fraction": ("dqn_atari.py", "decay_steps = args.exploration_fraction * args.total_timesteps",
+                                    "decay_steps = 0.1 * args.total_timesteps", ATARI_FLAGS_TEST),
+    "atari: loss": ("dqn_atari.py", 'loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss',
+                    "loss_fn = F.mse_loss", ATARI_FLAGS_TEST),
+    "atari: max-grad-norm": ("dqn_atari.py", "if args.max_grad_norm > 0:", "if False:", ATARI_FLAGS_TEST),
+    "atari: bf16": ("dqn_atari.py", "loss_fn, args.bf16)", "loss_fn, False)", ATARI_FLAGS_TEST),
+    # dqn_atari.py's Atari protocol (docs/dqn_atari.md)
+    "atari: protocol: no-op starts": ("dqn_atari.py", "noop_max=30", "noop_max=0", "atari_protocol"),
+    "atari: protocol: frame skip 4": ("dqn_atari.py", "frameskip=4", "frameskip=1", "atari_protocol"),
+    "atari: protocol: no sticky actions unless asked": ("dqn_atari.py", "0.25 if args.sticky_actions else 0.0",
+                                                        "0.25 if args.sticky_actions else 0.25", "atari_protocol"),
+    "atari: protocol: a lost life is not a game over": (
+        "dqn_atari.py", "return truncations | (terminations & (lives >= prev_lives))",
+        "return truncations | terminations", "atari_a_game_ends"),
+    "atari: protocol: Pong (no lives) ends at its game over": (
+        "dqn_atari.py", "(lives >= prev_lives)", "(lives > prev_lives)", "atari_a_game_ends and Pong"),
+    "atari: protocol: a lost life is terminal for learning": ("dqn_atari.py", "life_loss_info=training",
+                                                              "life_loss_info=False", "atari_a_game_ends"),
+    "atari: protocol: rewards clipped for learning": ("dqn_atari.py", "rb.add(obs, actions, np.sign(rewards),",
+                                                      "rb.add(obs, actions, rewards,", "atari_logs_the_real_game"),
+    "atari: protocol: the real score in the logs": ("dqn_atari.py", "episode_returns += rewards",
+                                                    "episode_returns += np.sign(rewards)",
+                                                    "atari_logs_the_real_game_score"),
+    "atari: protocol: a truncation is not terminal": ("dqn_atari.py", "real_next_obs, terminations, episode_start)",
+                                                      "real_next_obs, terminations | truncations, episode_start)",
+                                                      "atari_buffer_samples_exactly"),
+    "atari: protocol: the true last observation of a game": ("dqn_atari.py", 'real_next_obs[i] = infos["final_obs"][i]',
+                                                             "real_next_obs[i] = next_obs[i]",
+                                                             "atari_buffer_samples_exactly"),
 }
 
 
