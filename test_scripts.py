@@ -12,6 +12,7 @@ import importlib.util
 import inspect
 import json
 import os
+import random
 import re
 import shlex
 import signal
@@ -39,10 +40,39 @@ def load_script(name):
     return module
 
 
-def run_script(name, *args, cwd, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+def run_script(name, *args, cwd=None, env=None, timeout=300):
+    """Run a script of the repository (or of benchmarks/, docs/) as a user would, one torch thread, in `cwd`."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, str(ROOT / name), *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+class FullDisk:
+    """Stands in for a module's open(): a file whose name ends with `name`, opened to write, takes `room` characters,
+    then fails as a full disk does (ENOSPC), on that write and again when closed (a real close flushes the buffer)."""
+
+    def __init__(self, name, room):
+        self.name, self.room, self.full = name, room, False
+
+    def __call__(self, path, mode="r", *args, **kwargs):
+        file = builtins.open(path, mode, *args, **kwargs)
+        if not str(path).endswith(self.name) or "r" in mode:
+            return file
+        disk, real_write, real_close = self, file.write, file.close
+
+        def write(data):
+            if disk.room < len(data):
+                disk.full = True
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            disk.room -= len(data)
+            return real_write(data)
+
+        def close():
+            real_close()
+            if disk.full:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        file.write, file.close = write, close
+        return file
 
 
 def assert_one_line_error(result):
@@ -66,18 +96,6 @@ def read_csv(path):
 # ---- q_learning_frozenlake.py ----------------------------------------------------------------
 _FL_SCRIPT = os.path.join(REPO, "q_learning_frozenlake.py")
 _FL_LEFT, _FL_RIGHT = 0, 2
-
-
-def _fl_module():
-    spec = importlib.util.spec_from_file_location("q_learning_frozenlake", _FL_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _fl_run(args, cwd):
-    """Run the script in `cwd` (its runs/ folder lands there)."""
-    return subprocess.run([sys.executable, _FL_SCRIPT, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def _fl_saved_q_table(cwd):
@@ -143,11 +161,11 @@ def _fl_printed_command(stdout, label):
 def test_fl_deterministic_map_learns_q_star(tmp_path):
     # With deterministic moves and alpha = 1, each update sets Q(s,a) to r + gamma max Q(s'):
     # Q-learning becomes value iteration along the transitions it visits, so it must reach Q*.
-    result = _fl_run(["--no-is-slippery", "--learning-rate", "1.0", "--no-anneal-lr", "--episodes", "3000",
-                      "--eval-episodes", "1000"], tmp_path)
+    result = run_script("q_learning_frozenlake.py", *["--no-is-slippery", "--learning-rate", "1.0", "--no-anneal-lr", "--episodes", "3000",
+                      "--eval-episodes", "1000"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     q_table, run_dir = _fl_saved_q_table(tmp_path)
-    q_star = _fl_value_iteration(_fl_module().make_env(is_slippery=False), gamma=0.99)
+    q_star = _fl_value_iteration(load_script("q_learning_frozenlake.py").make_env(is_slippery=False), gamma=0.99)
     assert np.abs(q_table - q_star).max() < 0.01
     assert _fl_printed_rates(result.stdout)[:2] == (1.0, 1.0)
     # the run's records: args and one CSV row per episode, progress every 10% of the run
@@ -159,10 +177,10 @@ def test_fl_deterministic_map_learns_q_star(tmp_path):
 
 
 def test_fl_slippery_default_run_reaches_the_optimum_and_says_so(tmp_path):
-    result = _fl_run(["--seed", "1"], tmp_path)
+    result = run_script("q_learning_frozenlake.py", *["--seed", "1"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     q_table, run_dir = _fl_saved_q_table(tmp_path)
-    env = _fl_module().make_env()
+    env = load_script("q_learning_frozenlake.py").make_env()
     policy_success = _fl_success_within_limit(env, q_table.argmax(axis=1))
     best = _fl_success_within_limit(env)
     assert abs(best - 0.744) < 0.001  # FACTS.md
@@ -182,7 +200,7 @@ def test_fl_slippery_default_run_reaches_the_optimum_and_says_so(tmp_path):
 
 
 def test_fl_simulated_evaluation_matches_the_exact_probability():
-    fl = _fl_module()
+    fl = load_script("q_learning_frozenlake.py")
     env = fl.make_env()
     policy = _fl_value_iteration(env, gamma=0.99).argmax(axis=1)
     exact = _fl_success_within_limit(env, policy)
@@ -199,7 +217,7 @@ def test_fl_simulated_evaluation_matches_the_exact_probability():
 def test_fl_evaluation_streams_are_disjoint_across_training_seeds():
     # Issue 9 item 4: seed s evaluated with a stream seed s + k had the same as seed s + k's evaluation.
     # Now every evaluation stream is the SeedSequence entropy [seed, stream]; training uses [seed].
-    fl = _fl_module()
+    fl = load_script("q_learning_frozenlake.py")
     streams = {(fl.evaluation_seed(seed, stream)) for seed in range(20) for stream in range(1, 5)}
     assert len(streams) == 80 and min(streams) >= 2**32  # none is a training seed (those are < 2**32)
     assert np.random.default_rng(fl.evaluation_seed(7, 1)).random() == np.random.default_rng([7, 1]).random()
@@ -211,7 +229,7 @@ def test_fl_evaluation_streams_are_disjoint_across_training_seeds():
 
 
 def test_fl_td_update_terminal_has_no_bootstrap_truncated_does():
-    fl = _fl_module()
+    fl = load_script("q_learning_frozenlake.py")
     gamma, alpha = 0.9, 0.5
     q_table = np.array([[0.0, 0.0], [0.2, 0.6]])  # state 1 is the next state, max_a Q = 0.6
     td_error = fl.td_update(q_table, 0, 1, 1.0, 1, True, alpha, gamma)
@@ -225,7 +243,7 @@ def test_fl_training_loop_bootstraps_when_truncated():
     # Three start cells and a goal: S S S G. Every episode is cut after 1 step by the time limit, so
     # from cells 0 and 1 moving RIGHT is always *truncated*. Treating that as terminal
     # (done = terminated or truncated) would leave their Q at 0; bootstrapping gives gamma^distance.
-    fl = _fl_module()
+    fl = load_script("q_learning_frozenlake.py")
     env = fl.make_env(custom_map=["SSSG"], is_slippery=False, max_episode_steps=1)
     q_table, _ = fl.train(env, 500, learning_rate=1.0, anneal_lr=False, gamma=0.9, seed=0)
     assert q_table[2, _FL_RIGHT] == pytest.approx(1.0)
@@ -234,7 +252,7 @@ def test_fl_training_loop_bootstraps_when_truncated():
 
 
 def test_fl_ties_are_broken_at_random():
-    fl = _fl_module()
+    fl = load_script("q_learning_frozenlake.py")
     draws = np.random.default_rng(0).random(4000)
     picks = np.array([fl.greedy_action([0.0, 0.0, 0.0, 0.0], u) for u in draws])
     assert np.all(np.abs(np.bincount(picks, minlength=4) / len(picks) - 0.25) < 0.03)
@@ -247,7 +265,7 @@ def test_fl_ties_are_broken_at_random():
 
 
 def test_fl_same_seed_same_q_table():
-    fl = _fl_module()
+    fl = load_script("q_learning_frozenlake.py")
     runs = [fl.train(fl.make_env(), 300, seed=seed)[0] for seed in (7, 7, 8)]
     assert np.array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
@@ -305,7 +323,7 @@ def test_fl_every_algorithm_flag_reaches_the_loop(tmp_path, monkeypatch):
     """Each flag of the algorithm group, set away from its default, arrives where it acts: the env training runs on
     (map, size, slipperiness), the number of episodes, alpha and whether it decays, gamma in every TD update, and
     epsilon's schedule, read back from episodes.csv. benchmarks/flag_breaks.py ignores each in turn ("fl: ...")."""
-    fl, seen = _fl_module(), {"gamma": set(), "alpha": set()}
+    fl, seen = load_script("q_learning_frozenlake.py"), {"gamma": set(), "alpha": set()}
     original_train, original_update = fl.train, fl.td_update
 
     def recording_train(env, *args, **kwargs):
@@ -338,7 +356,7 @@ def test_fl_every_algorithm_flag_reaches_the_loop(tmp_path, monkeypatch):
 
 
 def test_fl_help_shows_groups_help_and_default_for_every_flag():
-    result = _fl_run(["--help"], REPO)
+    result = run_script("q_learning_frozenlake.py", *["--help"], cwd=REPO)
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert [g for g in ("algorithm:", "run and logs:", "evaluation:") if f"\n{g}\n" in text] == [
@@ -353,7 +371,7 @@ def test_fl_help_shows_groups_help_and_default_for_every_flag():
         assert len(help_text.split()) > 3 and "(default: " in " ".join(entry.split()), entry
     assert "--slippery " not in text and "--eval-q-table" in text
     # abbreviations refused: --episode is not --episodes
-    assert_one_line_error(_fl_run(["--episode", "5"], REPO))
+    assert_one_line_error(run_script("q_learning_frozenlake.py", *["--episode", "5"], cwd=REPO))
 
 
 def _fl_bad_q_tables(folder):
@@ -417,7 +435,7 @@ def _fl_bad_q_tables(folder):
 ])
 def test_fl_bad_input_is_one_line_and_exit_code_2(args, tmp_path):
     _fl_bad_q_tables(tmp_path)
-    result = _fl_run(args, tmp_path)
+    result = run_script("q_learning_frozenlake.py", *args, cwd=tmp_path)
     assert_one_line_error(result)
     assert "allow_pickle" not in result.stderr and "np.int64" not in result.stderr
     if any(a.endswith(("nan", "inf")) for a in args):  # named as such, not as a number out of range
@@ -429,7 +447,7 @@ def test_fl_bad_input_is_one_line_and_exit_code_2(args, tmp_path):
 
 
 def test_fl_env_is_closed_on_every_exit_path(tmp_path, monkeypatch):
-    fl = _fl_module()
+    fl = load_script("q_learning_frozenlake.py")
     closed = []
 
     def make_env(*args, **kwargs):
@@ -454,40 +472,40 @@ def test_fl_env_is_closed_on_every_exit_path(tmp_path, monkeypatch):
 def test_fl_eval_model_from_the_run_folder_needs_no_other_flag(tmp_path):
     # a run on a custom, non-slippery map with its own seed and evaluation size: --eval-model alone
     # must find all of it in args.json, and the printed again-command reproduces the headline exactly
-    result = _fl_run(["--map", "SFFH,FFFF,HFFG", "--no-is-slippery", "--seed", "5", "--episodes", "400",
-                      "--eval-episodes", "300", "--gamma", "0.9"], tmp_path)
+    result = run_script("q_learning_frozenlake.py", *["--map", "SFFH,FFFF,HFFG", "--no-is-slippery", "--seed", "5", "--episodes", "400",
+                      "--eval-episodes", "300", "--gamma", "0.9"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     again_args = _fl_printed_command(result.stdout, "again")
     assert again_args[0] == "--eval-model" and len(again_args) == 2
-    again = _fl_run(again_args, tmp_path)
+    again = run_script("q_learning_frozenlake.py", *again_args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert _fl_printed_rates(again.stdout) == _fl_printed_rates(result.stdout)
     assert "300 episodes" in again.stdout.splitlines()[-1] and "trained" not in again.stdout
     assert len(list((tmp_path / "runs").iterdir())) == 1  # evaluating writes no new run
     # a flag typed now still wins over the saved one; --eval-q-table is the same flag
-    fewer = _fl_run(["--eval-q-table", again_args[1], "--eval-episodes", "50"], tmp_path)
+    fewer = run_script("q_learning_frozenlake.py", *["--eval-q-table", again_args[1], "--eval-episodes", "50"], cwd=tmp_path)
     assert fewer.returncode == 0 and "over 50 episodes" in fewer.stdout, fewer.stderr
 
 
 def test_fl_printed_again_command_reproduces_the_slippery_headline(tmp_path):
-    result = _fl_run(["--seed", "3", "--episodes", "2000", "--eval-episodes", "3000"], tmp_path)
+    result = run_script("q_learning_frozenlake.py", *["--seed", "3", "--episodes", "2000", "--eval-episodes", "3000"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     headline = re.search(r"^result: ([\d.]+) ", result.stdout, re.MULTILINE).group(1)
-    again = _fl_run(_fl_printed_command(result.stdout, "again"), tmp_path)
+    again = run_script("q_learning_frozenlake.py", *_fl_printed_command(result.stdout, "again"), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert re.search(r"^result: ([\d.]+) ", again.stdout, re.MULTILINE).group(1) == headline
     assert _fl_printed_rates(again.stdout) == _fl_printed_rates(result.stdout)
     # --no-save-model: nothing to evaluate again, and the summary says so
-    unsaved = _fl_run(["--seed", "3", "--episodes", "100", "--eval-episodes", "10", "--no-save-model",
-                       "--exp-name", "unsaved"], tmp_path)
+    unsaved = run_script("q_learning_frozenlake.py", *["--seed", "3", "--episodes", "100", "--eval-episodes", "10", "--no-save-model",
+                       "--exp-name", "unsaved"], cwd=tmp_path)
     assert unsaved.returncode == 0 and "not saved" in unsaved.stdout.splitlines()[-1], unsaved.stderr
     assert not glob.glob(str(tmp_path / "runs" / "*unsaved*" / "q_table.npy"))
 
 
 def test_fl_capture_video_records_the_greedy_episodes(tmp_path):
-    fl = _fl_module()
-    result = _fl_run(["--seed", "2", "--episodes", "300", "--eval-episodes", "100", "--capture-video",
-                      "--video-episodes", "2"], tmp_path)
+    fl = load_script("q_learning_frozenlake.py")
+    result = run_script("q_learning_frozenlake.py", *["--seed", "2", "--episodes", "300", "--eval-episodes", "100", "--capture-video",
+                      "--video-episodes", "2"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     _, run_dir = _fl_saved_q_table(tmp_path)
     videos = sorted(glob.glob(str(tmp_path / "videos" / os.path.basename(run_dir) / "*.mp4")))
@@ -503,18 +521,18 @@ def test_fl_capture_video_records_the_greedy_episodes(tmp_path):
             length, done = length + 1, terminated or truncated
         assert imageio_ffmpeg.count_frames_and_secs(path)[0] == length + 1  # the reset frame and one per step
     # the run was trained with --capture-video, but its evaluation again records nothing unless asked to
-    plain = _fl_run(_fl_printed_command(result.stdout, "again"), tmp_path)
+    plain = run_script("q_learning_frozenlake.py", *_fl_printed_command(result.stdout, "again"), cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr
     assert not (tmp_path / "videos" / (os.path.basename(run_dir) + "-eval")).exists() and "video:" not in plain.stdout
     # the printed video command works on the saved table alone, into videos/<run folder>-eval/
-    again = _fl_run(_fl_printed_command(result.stdout, "video"), tmp_path)
+    again = run_script("q_learning_frozenlake.py", *_fl_printed_command(result.stdout, "video"), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(glob.glob(str(tmp_path / "videos" / (os.path.basename(run_dir) + "-eval") / "*.mp4"))) == 2
 
 
 def test_fl_agent_and_env_streams_are_independent():
     """The agent's draws (exploration, ties) are none of the env's slips: independent streams from one --seed."""
-    fl = _fl_module()
+    fl = load_script("q_learning_frozenlake.py")
     for seed in [0, 1, 2, 12345]:
         agent, env_seed = fl.random_streams(seed)
         env = fl.make_env()
@@ -541,7 +559,7 @@ def test_fl_sigterm_and_ctrl_c_stop_cleanly_with_the_log_and_the_q_table(tmp_pat
 
 
 def test_fl_same_second_runs_get_folders_of_their_own(tmp_path, monkeypatch):
-    fl = _fl_module()
+    fl = load_script("q_learning_frozenlake.py")
     monkeypatch.setattr(fl.time, "time", lambda: 1_000_000.0)  # both runs start in the same second
     monkeypatch.chdir(tmp_path)
     for _ in range(2):
@@ -553,8 +571,8 @@ def test_fl_same_second_runs_get_folders_of_their_own(tmp_path, monkeypatch):
 def test_fl_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(tmp_path, monkeypatch, capsys):
     (tmp_path / "runs").write_text("a file where the runs/ folder would go")
     assert _fl_run_failing(tmp_path, ["--episodes", "50"]) == 1
-    fl = _fl_module()
-    small_disk = _SmallDisk.opener("episodes.csv", 2_000)
+    fl = load_script("q_learning_frozenlake.py")
+    small_disk = FullDisk("episodes.csv", 2_000)
     monkeypatch.setattr(fl, "open", small_disk, raising=False)
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
@@ -570,7 +588,7 @@ def test_fl_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(tmp_pat
 
 
 def _fl_run_failing(cwd, args):
-    result = _fl_run(args, cwd)
+    result = run_script("q_learning_frozenlake.py", *args, cwd=cwd)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot write ") and "Traceback" not in result.stderr, result.stderr
     return result.returncode
@@ -588,39 +606,6 @@ def _wait_for_rows(cwd, name, rows, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline and not any(len(p.read_text().splitlines()) > rows for p in Path(cwd).glob(f"runs/*/{name}")):
         time.sleep(0.1)
-
-
-class _SmallDisk:
-    """A file on a disk that is full after `capacity` characters: a write past it fails as a full disk does (ENOSPC)."""
-
-    def __init__(self, file, capacity):
-        self.file, self.capacity, self.written = file, capacity, 0
-
-    @classmethod
-    def opener(cls, name, capacity):
-
-        def small_disk_open(path, mode="r", *args, **kwargs):
-            file = builtins.open(path, mode, *args, **kwargs)
-            return cls(file, capacity) if str(path).endswith(name) and "w" in mode else file
-        return small_disk_open
-
-    def write(self, text):
-        if self.written + len(text) > self.capacity:
-            self.full = True
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.written += len(text)
-        return self.file.write(text)
-
-    def close(self):  # as a real file's: close() flushes what the failed write left in the buffer, and fails again
-        self.file.close()
-        if getattr(self, "full", False):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # ---- dqn_cartpole.py ----
@@ -1135,7 +1120,7 @@ def test_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(script, tm
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     # a disk that fills up mid-run (measured on a 12 KB tmpfs: the failed write fails again at close()): one line naming the reason, the rows written before it intact
     module = load_script(script)
-    monkeypatch.setattr(module, "open", _SmallDisk.opener("episodes.csv", 600), raising=False)
+    monkeypatch.setattr(module, "open", FullDisk("episodes.csv", 600), raising=False)
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     with pytest.raises(SystemExit) as stop:
@@ -2555,27 +2540,6 @@ def test_atari_sizes_that_do_not_fit_in_memory_are_refused_naming_one_that_fits(
     assert not (tmp_path / "runs").exists()
 
 
-class _DiskFull:
-    """Stands in for open() in dqn_atari: files whose name ends with `name` take `room` bytes, then ENOSPC."""
-
-    def __init__(self, name, room):
-        self.name, self.room, self.real_open = name, room, open
-
-    def __call__(self, path, mode="r", *a, **k):
-        f = self.real_open(path, mode, *a, **k)
-        if not str(path).endswith(self.name) or "r" in mode:
-            return f
-        full, real_write = self, f.write
-
-        def write(data):
-            if full.room < len(data):
-                raise OSError(28, "No space left on device")
-            full.room -= len(data)
-            return real_write(data)
-        f.write = write
-        return f
-
-
 @pytest.mark.parametrize("name, room", [("train.csv", 50), ("episodes.csv", 100), ("dqn_atari.pt.tmp", 0),
                                         ("eval.json.tmp", 0), ("args.json.tmp", 0)])
 def test_atari_a_file_that_cannot_be_written_ends_the_run_in_one_line_leaving_the_rest(atari, name, room, tmp_path,
@@ -2583,7 +2547,7 @@ def test_atari_a_file_that_cannot_be_written_ends_the_run_in_one_line_leaving_th
     """No space left, mid-run or at the end: one `error: cannot write <path>: <reason>` line, exit code 1, every
     env closed, and what was written before is still there, whole (no half-written model replaces nothing)."""
     made = _atari_wrap_envs(atari, monkeypatch)
-    monkeypatch.setattr(atari, "open", _DiskFull(name, room), raising=False)
+    monkeypatch.setattr(atari, "open", FullDisk(name, room), raising=False)
     monkeypatch.setattr(atari, "QNetwork", _TinyQNetwork)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
@@ -2676,16 +2640,9 @@ atari = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(atari)
 
 
-class Tiny(torch.nn.Module):  # a gradient step in microseconds
-    def __init__(self, n_actions):
-        super().__init__()
-        self.linear = torch.nn.Linear(4 * 4 * 4, n_actions)
+TINY_Q_NETWORK
 
-    def forward(self, obs):
-        return self.linear(obs[:, :, ::21, ::21].flatten(1).float() / 255.0)
-
-
-atari.QNetwork = Tiny
+atari.QNetwork = _TinyQNetwork
 real_logs_init = atari.Logs.__init__
 atari.Logs.__init__ = lambda self, run_dir, args, resume=None: real_logs_init(self, run_dir, args, resume, 1)
 
@@ -2750,7 +2707,7 @@ def test_atari_resume_after_sigkill_goes_on_to_the_budget_with_continuous_logs(a
     step's row exactly once, in order, each env's first game after the resume marked `resumed` and as long as the
     steps since; epsilon and the annealed learning rate follow their schedules across the resume (by hand)."""
     driver = tmp_path / "driver.py"
-    driver.write_text(_ATARI_DRIVER)
+    driver.write_text(_ATARI_DRIVER.replace("TINY_Q_NETWORK", inspect.getsource(_TinyQNetwork)))
     total, starts = 4000, 200
     flags = ["--num-envs", 2, "--total-timesteps", total, "--learning-starts", starts, "--buffer-size", 1200,
              "--batch-size", 4, "--checkpoint-frequency", 500, "--anneal-lr", "--exploration-fraction", 0.5,
@@ -3004,11 +2961,6 @@ def run_seeds():
     return module
 
 
-def _tool(path, *args, cwd=None, env=None, timeout=120):
-    return subprocess.run([sys.executable, str(path), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS="1", **(env or {})))
-
-
 def _fake_run(run_seeds, root, seed, kept, *, script="dqn_cartpole.py", env_id="CartPole-v1", extra=(), final=None,
               returns=(20.0,), elapsed=True, checks=(), cpu_s=2.0, total_timesteps=1000):
     """A finished run as run_seeds.py leaves it: its folder's run.json, and the run folder the script wrote in it
@@ -3100,11 +3052,11 @@ def test_wilson_interval_and_probability_of_improvement_against_hand_computed_va
 
 def test_sweeps_with_other_flags_neither_skip_nor_summarise_each_others_runs(tmp_path):
     base = ["q_learning_frozenlake.py", "--seeds", "1", "--jobs", 1, "--root", tmp_path, "--", "--eval-episodes", 100]
-    first = _tool(RUN_SEEDS, *base, "--episodes", 100)
-    second = _tool(RUN_SEEDS, *base, "--episodes", 300)
+    first = run_script(RUN_SEEDS, *base, "--episodes", 100)
+    second = run_script(RUN_SEEDS, *base, "--episodes", 300)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert "skipped" not in second.stdout  # the other budget is another run
-    assert "skipped" in _tool(RUN_SEEDS, *base, "--episodes", 300).stdout  # the same flags: the same run
+    assert "skipped" in run_script(RUN_SEEDS, *base, "--episodes", 300).stdout  # the same flags: the same run
     summaries = json.loads((tmp_path / "summary.json").read_text())
     assert [s["budget"] for s in summaries] == [{"episodes": 100}, {"episodes": 300}]
     assert [s["flags"] for s in summaries] == [["--eval-episodes", "100", "--episodes", "100"],
@@ -3214,7 +3166,7 @@ def test_frozenlake_speed_counts_env_steps_per_cpu_second_and_says_so(run_seeds,
     assert summary["sps_median"] == steps / 2 and summary["episodes_per_cpu_s_median"] == 50.0
     assert summary["budget"] == {"episodes": 100} and "lecture_criterion" not in summary
     assert f"| {steps / 2:,.0f} (50 episodes/s) |" in out and "SPS (env steps per CPU second)" in out
-    figs = _tool(PLOT_RESULTS, "--curves", tmp_path / "curves", "--out", tmp_path / "figs")
+    figs = run_script(PLOT_RESULTS, "--curves", tmp_path / "curves", "--out", tmp_path / "figs")
     assert figs.returncode == 0, figs.stderr
     assert (tmp_path / "figs" / "frozenlake.png").read_bytes()[:8] == PNG_SIGNATURE
 
@@ -3226,14 +3178,14 @@ def test_frozenlake_speed_counts_env_steps_per_cpu_second_and_says_so(run_seeds,
                                   ["dqn_cartpole.py", "--slurm", "--max-running", "0"],
                                   ["dqn_cartpole.py", "--time", "00:10:00"], ["dqn_cartpole.py", "--jobs", "x"]])
 def test_run_seeds_bad_input_is_one_error_line(tmp_path, args):
-    assert_one_line_error(_tool(RUN_SEEDS, "--root", tmp_path, *args))  # --root first: never after a `--`
+    assert_one_line_error(run_script(RUN_SEEDS, "--root", tmp_path, *args))  # --root first: never after a `--`
     assert not (tmp_path / "runs").exists()
 
 
 def test_printed_commands_run_anywhere_then_the_summary_reports_them(tmp_path):
     sweep = ["q_learning_frozenlake.py", "--seeds", "1-2", "--root", tmp_path / "results"]
     flags = ["--", "--episodes", 200, "--eval-episodes", 100]
-    printed = _tool(RUN_SEEDS, *sweep, "--print-commands", *flags)
+    printed = run_script(RUN_SEEDS, *sweep, "--print-commands", *flags)
     lines = printed.stdout.splitlines()
     assert printed.returncode == 0 and len(lines) == 2 and "2 of 2 runs to do" in printed.stderr
     assert all(line.startswith(f"mkdir -p {tmp_path / 'results'}/runs/q_learning_frozenlake/FrozenLake-v1/")
@@ -3244,19 +3196,19 @@ def test_printed_commands_run_anywhere_then_the_summary_reports_them(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert ran.returncode == 0, ran.stderr
     assert not list(elsewhere.iterdir())  # each line went to its own run folder
-    summary = _tool(RUN_SEEDS, *sweep, "--summary-only", *flags)
+    summary = run_script(RUN_SEEDS, *sweep, "--summary-only", *flags)
     assert summary.returncode == 0, summary.stderr
     (s,) = json.loads((tmp_path / "results" / "summary.json").read_text())
     assert s["runs"] == 2 and s["budget"] == {"episodes": 200} and s["cpu_s_median"] is not None
     assert "| 1-2 | 0/2," in summary.stdout or "| 1-2 | 1/2," in summary.stdout or "| 1-2 | 2/2," in summary.stdout
-    again = _tool(RUN_SEEDS, *sweep, "--print-commands", *flags)
+    again = run_script(RUN_SEEDS, *sweep, "--print-commands", *flags)
     assert again.stdout == "" and "0 of 2 runs to do (2 finished)" in again.stderr
 
 
 def test_the_slurm_array_script_runs_each_run_in_its_folder(run_seeds, tmp_path):
     sweep = ["q_learning_frozenlake.py", "--seeds", "1-4", "--root", tmp_path]
     flags = ["--", "--episodes", 100, "--eval-episodes", 50]
-    written = _tool(RUN_SEEDS, *sweep, "--slurm", "--max-running", 3, "--time", "00:10:00", "--partition", "debug", *flags)
+    written = run_script(RUN_SEEDS, *sweep, "--slurm", "--max-running", 3, "--time", "00:10:00", "--partition", "debug", *flags)
     assert written.returncode == 0, written.stderr
     path = Path(re.search(r"wrote (\S+\.sbatch)", written.stdout)[1])
     text = path.read_text()
@@ -3272,15 +3224,15 @@ def test_the_slurm_array_script_runs_each_run_in_its_folder(run_seeds, tmp_path)
     assert task.returncode == 0, task.stderr
     assert not stale.exists()
     assert [p.parent.parent.parent.name for p in tmp_path.glob("runs/*/*/*/seed-*/runs/*/eval.json")] == ["seed-3"]
-    rest = _tool(RUN_SEEDS, *sweep, "--slurm", *flags)
+    rest = run_script(RUN_SEEDS, *sweep, "--slurm", *flags)
     assert "#SBATCH --array=0-2\n" in Path(re.search(r"wrote (\S+\.sbatch)", rest.stdout)[1]).read_text()
-    no_sbatch = _tool(RUN_SEEDS, *sweep, "--submit", *flags, env={"PATH": os.path.dirname(sys.executable)})
+    no_sbatch = run_script(RUN_SEEDS, *sweep, "--submit", *flags, env={"PATH": os.path.dirname(sys.executable)})
     assert_one_line_error(no_sbatch)
     assert "sbatch not found" in no_sbatch.stderr
 
 
 def test_lecture_dqn_writes_a_run_folder_that_run_seeds_summarises(tmp_path):
-    result = _tool(RUN_SEEDS, "benchmarks/lecture_dqn.py", "--seeds", 1, "--root", tmp_path, "--",
+    result = run_script(RUN_SEEDS, "benchmarks/lecture_dqn.py", "--seeds", 1, "--root", tmp_path, "--",
                    "--episodes", 12, "--eval-episodes", 2, timeout=300)
     assert result.returncode == 0, result.stderr
     (summary,) = json.loads((tmp_path / "summary.json").read_text())
@@ -3295,7 +3247,7 @@ def test_lecture_dqn_writes_a_run_folder_that_run_seeds_summarises(tmp_path):
     assert summary["kept"]["scores"] == [saved["mean"]] and len(saved["returns"]) == 2
     seed = summary["per_seed"][0]
     assert seed["episodes"] == 12 and seed["episodes_to_195"] is None and seed["within_200"] is False
-    plot = _tool(PLOT_RESULTS, run_dir)
+    plot = run_script(PLOT_RESULTS, run_dir)
     assert plot.returncode == 0 and plot.stdout == f"wrote {run_dir / 'plot.png'}\n", plot.stderr
 
 
@@ -3316,7 +3268,7 @@ def _assert_png(path, min_bytes=20_000, min_width=1000):
 
 
 def test_plot_of_one_run_and_of_two_overlaid(cartpole_run, tmp_path):
-    one = _tool(PLOT_RESULTS, cartpole_run, cwd=tmp_path)
+    one = run_script(PLOT_RESULTS, cartpole_run, cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert one.stdout == f"wrote {cartpole_run / 'plot.png'}\n"
     _assert_png(cartpole_run / "plot.png")
@@ -3329,19 +3281,19 @@ def test_plot_of_one_run_and_of_two_overlaid(cartpole_run, tmp_path):
     (going / "episodes.csv").write_text(text[: len(text) // 2 + 3])
     (going / "checks.csv").write_text("global_step,score,kept,elapsed_s\n")
     (going / "train.csv").write_text((cartpole_run / "train.csv").read_text()[:200])
-    two = _tool(PLOT_RESULTS, cartpole_run, going, "--png", tmp_path / "two.png", cwd=tmp_path)
+    two = run_script(PLOT_RESULTS, cartpole_run, going, "--png", tmp_path / "two.png", cwd=tmp_path)
     assert two.returncode == 0, two.stderr
     assert two.stdout == f"wrote {tmp_path / 'two.png'}\n"
     _assert_png(tmp_path / "two.png")
-    default = _tool(PLOT_RESULTS, cartpole_run, going, cwd=tmp_path)
+    default = run_script(PLOT_RESULTS, cartpole_run, going, cwd=tmp_path)
     assert default.returncode == 0 and default.stdout == "wrote plot_runs.png\n"
     _assert_png(tmp_path / "plot_runs.png")
 
 
 def test_plot_of_a_frozenlake_run_and_bad_folders(cartpole_run, tmp_path):
-    assert _fl_run(["--episodes", "300", "--eval-episodes", "100"], tmp_path).returncode == 0
+    assert run_script("q_learning_frozenlake.py", *["--episodes", "300", "--eval-episodes", "100"], cwd=tmp_path).returncode == 0
     run_dir = only_run_dir(tmp_path)
-    plot = _tool(PLOT_RESULTS, run_dir, "--png", tmp_path / "fl.png")
+    plot = run_script(PLOT_RESULTS, run_dir, "--png", tmp_path / "fl.png")
     assert plot.returncode == 0, plot.stderr
     _assert_png(tmp_path / "fl.png", min_bytes=10_000, min_width=800)
     (tmp_path / "empty").mkdir()
@@ -3352,14 +3304,14 @@ def test_plot_of_a_frozenlake_run_and_bad_folders(cartpole_run, tmp_path):
     (tmp_path / "args_only" / "args.json").write_text((cartpole_run / "args.json").read_text())
     for bad in [[tmp_path / "empty"], [tmp_path / "nowhere"], [tmp_path / "broken"], [tmp_path / "args_only"], [cartpole_run, tmp_path / "empty"],
                 [cartpole_run, run_dir], [cartpole_run, "--out", tmp_path], ["--png", tmp_path / "x.png"]]:
-        result = _tool(PLOT_RESULTS, *bad)
+        result = run_script(PLOT_RESULTS, *bad)
         assert_one_line_error(result)
     assert not (tmp_path / "empty" / "plot.png").exists()
 
 
 def test_measure_runs_a_command_where_it_is_and_records_its_time(tmp_path):
     (tmp_path / "runs" / "mine").mkdir(parents=True)  # --measure alone never removes anything
-    result = _tool(RUN_SEEDS, "--measure", sys.executable, "-c", "print('hello'); raise SystemExit(3)", cwd=tmp_path)
+    result = run_script(RUN_SEEDS, "--measure", sys.executable, "-c", "print('hello'); raise SystemExit(3)", cwd=tmp_path)
     assert result.returncode == 3 and (tmp_path / "runs" / "mine").is_dir()
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["exit_code"] == 3 and info["cpu_s"] >= 0 and info["command"][0] == sys.executable
@@ -3367,7 +3319,7 @@ def test_measure_runs_a_command_where_it_is_and_records_its_time(tmp_path):
 
 
 def test_the_committed_results_still_redraw_every_figure(tmp_path):
-    figs = _tool(PLOT_RESULTS, "--out", tmp_path, timeout=300)  # benchmarks/results/ as committed: curves, summary.json
+    figs = run_script(PLOT_RESULTS, "--out", tmp_path, timeout=300)  # benchmarks/results/ as committed: curves, summary.json
     assert figs.returncode == 0, figs.stderr
     for name in ["lecture_criterion", "cartpole", "overestimation", "frozenlake", "breakout", "acrobot-v1", "mountaincar-v0"]:
         assert f"wrote {tmp_path / name}.png" in figs.stdout
@@ -3380,7 +3332,7 @@ def test_the_committed_results_still_redraw_every_figure(tmp_path):
 @pytest.mark.parametrize("flags", [["--episodes", "0"], ["--eval-episodes", "-1"], ["--seed", "x"], ["--bogus"],
                                    ["--fix", "bogus"], ["--fix", "truncation,nope"]])
 def test_lecture_dqn_bad_input_is_one_error_line(tmp_path, flags):
-    assert_one_line_error(_tool(ROOT / "benchmarks" / "lecture_dqn.py", *flags, cwd=tmp_path))
+    assert_one_line_error(run_script(ROOT / "benchmarks" / "lecture_dqn.py", *flags, cwd=tmp_path))
     assert not (tmp_path / "runs").exists()
 
 
@@ -3390,7 +3342,7 @@ def test_lecture_dqn_same_seed_same_returns_and_args_record_the_fixes(tmp_path):
     for name, fix in flags.items():
         (tmp_path / name).mkdir()
         episodes = 15 if name in ("again", "twice", "some") else 2
-        result = _tool(ROOT / "benchmarks" / "lecture_dqn.py", "--seed", 3, "--episodes", episodes, "--eval-episodes", 1,
+        result = run_script(ROOT / "benchmarks" / "lecture_dqn.py", "--seed", 3, "--episodes", episodes, "--eval-episodes", 1,
                        *fix, cwd=tmp_path / name, timeout=300)
         assert result.returncode == 0, result.stderr
         runs[name] = only_run_dir(tmp_path / name)
