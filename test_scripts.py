@@ -3000,7 +3000,6 @@ def _summaries(run_seeds, root, *args, capsys=None):
     return json.loads((Path(root) / "summary.json").read_text())
 
 
-
 def test_true_value_discounted_returns_and_a_pushing_policy_against_hand_values():
     """benchmarks/true_value.py: G_t by hand for three rewards; a network that always pushes left plays a game whose
     length an env of the test's own counts, and its true return from the start is sum of γ^t over that length."""
@@ -3437,3 +3436,67 @@ def test_lecture_dqn_fix_width_and_adam_eps(lecture_dqn):
         agent = lecture_dqn.DQNAgent(4, 2, fixes=fixes)
         assert agent.q_network.net[0].out_features == agent.target_network.net[2].in_features == width
         assert agent.optimizer.param_groups[0]["eps"] == eps
+
+
+def test_reinforce_writes_a_run_folder_that_run_seeds_summarises(tmp_path):
+    flags = ["--baseline", "none", "--episodes", 12, "--eval-episodes", 2]
+    result = run_script(RUN_SEEDS, "benchmarks/reinforce_cartpole.py", "--seeds", 1, "--jobs", 1, "--root", tmp_path, "--",
+                   *flags, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (summary,) = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["script"] == "benchmarks/reinforce_cartpole.py" and summary["budget"] == {"episodes": 12}
+    (run_dir,) = tmp_path.glob("runs/reinforce_cartpole/CartPole-v1/*/seed-1/runs/CartPole-v1__reinforce__1__*")
+    rows = read_csv(run_dir / "episodes.csv")
+    assert list(rows[0]) == ["global_step", "episodic_return", "episodic_length", "epsilon", "elapsed_s"]
+    assert len(rows) == 12 and all(float(row["episodic_return"]) == int(row["episodic_length"]) for row in rows)
+    assert [int(row["global_step"]) for row in rows] == list(np.cumsum([int(row["episodic_length"]) for row in rows]))
+    assert all(row["epsilon"] == "0" for row in rows)  # no epsilon; not empty: run_seeds drops rows with a blank
+    assert json.loads((run_dir / "args.json").read_text())["baseline"] == "none"
+    saved = json.loads((run_dir / "eval.json").read_text())
+    assert summary["kept"]["scores"] == summary["final"]["scores"] == [saved["mean"]] and len(saved["returns"]) == 2
+    assert len(saved["sampled_returns"]) == 2
+    seed = summary["per_seed"][0]
+    assert seed["episodes"] == 12 and seed["episodes_to_195"] is None and seed["within_200"] is False
+    assert summary["cpu_s_median"] > 0
+    (tmp_path / "again").mkdir()
+    again = run_script("benchmarks/reinforce_cartpole.py", "--seed", 1, *flags, cwd=tmp_path / "again")  # same returns
+    assert again.returncode == 0 and again.stdout.startswith("RESULT seed=1 episodes=12 "), again.stderr
+    columns = lambda path: [(r["global_step"], r["episodic_return"]) for r in read_csv(path)]  # noqa: E731
+    assert columns(only_run_dir(tmp_path / "again") / "episodes.csv") == columns(run_dir / "episodes.csv")
+
+
+@pytest.mark.parametrize("baseline", [False, True])
+def test_reinforce_loss_gradient_is_the_textbook_one(baseline):
+    """On a 3-step episode with a linear softmax policy of fixed weights (and a linear V), the loss's gradient is
+    -sum_t A_t grad log pi(a_t|s_t), A_t = G_t or G_t - V(s_t), with grad log pi worked out by hand:
+    d log softmax(W s + b)[a] / dW = (onehot(a) - pi) s^T, / db = onehot(a) - pi."""
+    rf = load_script("benchmarks/reinforce_cartpole.py")
+    W, b = np.array([[0.5, -1.0, 0.3, 2.0], [-0.2, 0.4, 1.5, -0.7]]), np.array([0.1, -0.3])
+    w_v, b_v = np.array([1.0, 2.0, -0.5, 0.25]), 0.7
+    states = np.array([[0.1, -0.2, 0.03, 0.4], [0.0, 0.5, -0.1, -0.3], [-0.4, 0.2, 0.2, 0.1]])
+    actions, rewards, gamma = [1, 0, 1], [1.0, 1.0, 1.0], 0.9
+    G = np.array([1 + 0.9 + 0.81, 1 + 0.9, 1.0])
+    assert np.allclose(rf.returns_to_go(rewards, gamma).numpy(), G)
+    A = G - (states @ w_v + b_v) if baseline else G
+    expected_W, expected_b = np.zeros_like(W), np.zeros_like(b)
+    for s, a, adv in zip(states, actions, A):
+        pi = np.exp(W @ s + b) / np.exp(W @ s + b).sum()
+        expected_W -= adv * np.outer(np.eye(2)[a] - pi, s)
+        expected_b -= adv * (np.eye(2)[a] - pi)
+
+    policy, value = torch.nn.Linear(4, 2).double(), torch.nn.Linear(4, 1).double()
+    with torch.no_grad():
+        policy.weight.copy_(torch.from_numpy(W)), policy.bias.copy_(torch.from_numpy(b))
+        value.weight.copy_(torch.from_numpy(w_v[None])), value.bias.fill_(b_v)
+    loss, value_loss = rf.reinforce_loss(policy, torch.from_numpy(states), torch.tensor(actions),
+                                         torch.from_numpy(G), value if baseline else None)
+    loss.backward()
+    assert np.allclose(policy.weight.grad.numpy(), expected_W) and np.allclose(policy.bias.grad.numpy(), expected_b)
+    if baseline:  # the baseline weighs the steps and moves no weight of V; V learns by MSE towards G_t alone
+        assert value.weight.grad is None
+        value_loss.backward()
+        residual = states @ w_v + b_v - G
+        assert np.allclose(value.weight.grad.numpy(), [2 * residual @ states / 3])
+        assert np.isclose(value.bias.grad.item(), 2 * residual.mean())
+    else:
+        assert value_loss is None
