@@ -117,6 +117,51 @@ def table(rows):
     return "\n".join(lines)
 
 
+def versus_reinforce(summaries):
+    """The exercise's "DQN is way more sample efficient than REINFORCE": DQN at its defaults against
+    benchmarks/reinforce_cartpole.py (benchmarks/results/reinforce.json), each REINFORCE variant on the seeds it ran
+    that DQN ran too, in env steps to the 195 criterion (fewer is better; never counts as more than any) and episodes."""
+    with open(os.path.join(RESULTS, "reinforce.json")) as f:
+        reinforce = json.load(f)["variants"]
+    dqn = per_seed(summaries, "dqn_cartpole.py", [])
+    out = {}
+    for variant, data in reinforce.items():
+        runs = {entry["seed"]: entry for entry in data["per_seed"]}
+        paired = sorted(set(runs) & set(dqn))
+        rng = np.random.default_rng(len(variant))
+        steps = lambda value: -(value if value is not None else np.inf)  # noqa: E731  (higher is better)
+        p_steps, ci_steps = prob_improvement([steps(dqn[s]["step_at_195"]) for s in paired],
+                                             [steps(runs[s]["env_steps_to_195"]) for s in paired], rng)
+        p_episodes, ci_episodes = prob_improvement([steps(dqn[s]["episodes_to_195"]) for s in paired],
+                                                   [steps(runs[s]["episodes_to_195"]) for s in paired], rng)
+        median = lambda values: float(np.median([np.inf if v is None else v for v in values]))  # noqa: E731
+        out[variant] = {
+            "seeds": paired, "within_200": sum(bool(runs[s]["within_200"]) for s in paired),
+            "dqn_within_200": sum(bool(dqn[s]["within_200"]) for s in paired),
+            "median_env_steps": median([runs[s]["env_steps_to_195"] for s in paired]),
+            "dqn_median_env_steps": median([dqn[s]["step_at_195"] for s in paired]),
+            "median_episodes": median([runs[s]["episodes_to_195"] for s in paired]),
+            "dqn_median_episodes": median([dqn[s]["episodes_to_195"] for s in paired]),
+            "p_dqn_fewer_steps": p_steps, "ci95_steps": ci_steps, "p_dqn_fewer_episodes": p_episodes,
+            "ci95_episodes": ci_episodes}
+    return out
+
+
+def reinforce_table(versus):
+    lines = ["| REINFORCE | seeds | within 200 episodes: REINFORCE · DQN | median env steps to 195: REINFORCE · DQN "
+             "| median episodes: REINFORCE · DQN | P(DQN needs fewer env steps) [95%] | P(DQN needs fewer episodes) [95%] |",
+             "|---|---|---|---|---|---|---|"]
+    number = lambda v: "never" if v == np.inf else f"{v:,.0f}"  # noqa: E731
+    for variant, v in versus.items():
+        n = len(v["seeds"])
+        lines.append(f"| baseline: {variant} | {v['seeds'][0]}-{v['seeds'][-1]} | {v['within_200']}/{n} · "
+                     f"{v['dqn_within_200']}/{n} | {number(v['median_env_steps'])} · {number(v['dqn_median_env_steps'])} | "
+                     f"{number(v['median_episodes'])} · {number(v['dqn_median_episodes'])} | {v['p_dqn_fewer_steps']:.2f} "
+                     f"[{v['ci95_steps'][0]:.2f}, {v['ci95_steps'][1]:.2f}] | {v['p_dqn_fewer_episodes']:.2f} "
+                     f"[{v['ci95_episodes'][0]:.2f}, {v['ci95_episodes'][1]:.2f}] |")
+    return "\n".join(lines)
+
+
 def versus_table(versus):
     lines = ["| script | median episodes to 195 | P(fewer episodes than DQN) [95%] | P(better final network than DQN) [95%] |",
              "|---|---|---|---|"]
@@ -133,7 +178,8 @@ def blocks(summaries):
     part4 = {name: r for name, r in rows.items() if name.startswith("no-")}
     part7 = {name: r for name, r in rows.items() if not name.startswith("no-") or name == "no-clip"}
     part4 = {name: r for name, r in part4.items() if name != "no-clip"}
-    return rows, {"part4": table(part4), "part7": table(part7), "versus": versus_table(versus_dqn(summaries))}
+    return rows, {"part4": table(part4), "part7": table(part7), "versus": versus_table(versus_dqn(summaries)),
+                  "reinforce": reinforce_table(versus_reinforce(summaries))}
 
 
 def sync_page(text, tables):
@@ -181,7 +227,7 @@ def main(argv=None):
     versus = versus_dqn(summaries)
     with open(CLAIMS_JSON, "w") as f:
         json.dump({"experiments": {name: {**r, "command": " ".join(command(name))} for name, r in rows.items()},
-                   "versus_dqn": versus}, f, indent=1)
+                   "versus_dqn": versus, "versus_reinforce": versus_reinforce(summaries)}, f, indent=1)
     print(table(rows))
     for script, v in versus.items():
         print(f"{script} against DQN, {v['pairs']} seeds: median episodes to 195 {v['median_episodes']:.0f} vs "
