@@ -162,6 +162,23 @@ def reinforce_table(versus):
     return "\n".join(lines)
 
 
+def double_table():
+    """Overestimation against the true return (benchmarks/true_value.py's results), DQN beside Double DQN."""
+    with open(os.path.join(RESULTS, "true_value.json")) as f:
+        results = json.load(f)
+    lines = ["| target network | seeds | DQN: max Q − true return, median | Double DQN: the same | "
+             "P(Double overestimates less) [95%] |", "|---|---|---|---|---|"]
+    for tag, setting in results.items():
+        rows, paired = setting["scripts"], setting.get("paired")
+        if not paired or set(rows) != {"dqn_cartpole.py", "double_dqn.py"}:
+            continue
+        over = {script: float(np.median([r["over"] for r in runs])) for script, runs in rows.items()}
+        what = "copied every 100 steps (the defaults)" if tag == "defaults" else f"`{setting['flags']}`"
+        lines.append(f"| {what} | {paired['pairs']} | {over['dqn_cartpole.py']:+.1f} | {over['double_dqn.py']:+.1f} | "
+                     f"{paired['p_second_overestimates_less']:.2f} [{paired['ci95'][0]:.2f}, {paired['ci95'][1]:.2f}] |")
+    return "\n".join(lines)
+
+
 def versus_table(versus):
     lines = ["| script | median episodes to 195 | P(fewer episodes than DQN) [95%] | P(better final network than DQN) [95%] |",
              "|---|---|---|---|"]
@@ -179,7 +196,7 @@ def blocks(summaries):
     part7 = {name: r for name, r in rows.items() if not name.startswith("no-") or name == "no-clip"}
     part4 = {name: r for name, r in part4.items() if name != "no-clip"}
     return rows, {"part4": table(part4), "part7": table(part7), "versus": versus_table(versus_dqn(summaries)),
-                  "reinforce": reinforce_table(versus_reinforce(summaries))}
+                  "reinforce": reinforce_table(versus_reinforce(summaries)), "double": double_table()}
 
 
 def sync_page(text, tables):
