@@ -102,8 +102,8 @@ def gym_time_limit(env_id):
 
 def plot_env(curves_dir, env_id, out, title):
     files = curve_files(curves_dir, env_id)
-    if env_id == "CartPole-v1":  # the scripts at their defaults; the lecture's claims (other flags) are in lecture03.md
-        files = {name: path for name, path in files.items() if " " not in name}
+    if env_id == "CartPole-v1":  # the scripts at their defaults, where there are any (the claims' flags: lecture03.md)
+        files = {name: path for name, path in files.items() if " " not in name} or files
     if not files:
         return None
     fig, (ax_check, ax_train) = plt.subplots(1, 2, figsize=(12, 5.6), sharex=True)
@@ -314,9 +314,8 @@ def overestimation_table(curves_dir, bound=100.0):
     lines = ["| script | seeds | largest mean Q: median [95%] | points with mean Q > 100 | largest max Q: median [95%] "
              "| points with max Q > 100 |", "|---|---|---|---|---|---|"]
     peaks = {}
-    for name, path in curve_files(curves_dir, "CartPole-v1").items():
-        if " " in name:  # another setting's flags: the table is the defaults'
-            continue
+    files = curve_files(curves_dir, "CartPole-v1")
+    for name, path in ({n: p for n, p in files.items() if " " not in n} or files).items():  # the defaults, if any
         data = read_curves(path).get("probe_q")
         if not data:
             continue
@@ -406,7 +405,8 @@ def median_and_quartiles(per_seed, grid, column=1):
 
 
 def plot_overestimation(curves_dir, out, gamma=0.99, names=("dqn_cartpole", "double_dqn", "dueling_dqn", "per_dqn")):
-    files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if name in names}
+    files = {name: path for name, path in curve_files(curves_dir, "CartPole-v1").items() if script_of(name) in names}
+    files = {name: path for name, path in files.items() if " " not in name} or files  # the defaults, if any
     if not files:
         return None
     fig, ax = plt.subplots(figsize=(11, 4.8))
