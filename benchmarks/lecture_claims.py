@@ -192,9 +192,8 @@ def versus_table(versus):
 def blocks(summaries):
     """The tables docs/lecture03.md holds between <!-- claims:NAME --> and <!-- /claims:NAME -->."""
     rows = {name: r for name in ORDER if (r := row(summaries, name))}
-    part4 = {name: r for name, r in rows.items() if name.startswith("no-")}
-    part7 = {name: r for name, r in rows.items() if not name.startswith("no-") or name == "no-clip"}
-    part4 = {name: r for name, r in part4.items() if name != "no-clip"}
+    part4 = {name: r for name, r in rows.items() if EXPERIMENTS[name][0].startswith("Part 4")}
+    part7 = {name: r for name, r in rows.items() if EXPERIMENTS[name][0].startswith("Part 7")}
     return rows, {"part4": table(part4), "part7": table(part7), "versus": versus_table(versus_dqn(summaries)),
                   "reinforce": reinforce_table(versus_reinforce(summaries)), "double": double_table()}
 
