@@ -51,6 +51,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from provenance import hashes, record  # noqa: E402  (each run records the blob hash of the script it ran)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 FROZENLAKE = "q_learning_frozenlake.py"  # tabular: its score is a success rate, its budget episodes, no checks
@@ -138,7 +141,8 @@ def measure(command, cwd="."):
             fail(f"cannot start {command[0]}: {e}")
         _, status, usage = os.wait4(proc.pid, 0)
     info = {"wall_s": round(time.time() - start, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-            "exit_code": os.waitstatus_to_exitcode(status), "command": command}
+            "exit_code": os.waitstatus_to_exitcode(status), "command": command,
+            "sources": hashes([path for path in command[1:2] if path.endswith(".py")])}
     with open(os.path.join(cwd, "run.json"), "w") as f:
         json.dump(info, f)
     return info
@@ -288,7 +292,7 @@ def read_run(script, env_id, seed, extra, root):
     info = {"wall_s": None, "cpu_s": None}
     if os.path.exists(os.path.join(cwd, "run.json")):
         with open(os.path.join(cwd, "run.json")) as f:
-            info.update({key: value for key, value in json.load(f).items() if key in ("wall_s", "cpu_s", "exit_code")})
+            info.update({key: value for key, value in json.load(f).items() if key in ("wall_s", "cpu_s", "exit_code", "sources")})
     returns, steps, elapsed = read_episodes(run_dir, script == FROZENLAKE)
     run = {"seed": seed, "run_dir": run_dir, "returns": returns, "episode_steps": steps, "elapsed": elapsed, **info}
     if script == FROZENLAKE:  # "kept": the exact success probability of the greedy policy; "final": simulated
@@ -363,6 +367,8 @@ def summarize(script, env_id, extra, seeds, threshold, root):
     summary["cpu_s_median"] = float(np.median([run["cpu_s"] for run in timed])) if timed else None
     summary["wall_s_median"] = float(np.median([run["wall_s"] for run in timed])) if timed else None
     summary["per_seed"] = per_seed
+    sources = [run.get("sources") for run in runs]  # the script's hash, if every run ran the same file
+    summary["sources"] = sources[0] if sources[0] and all(source == sources[0] for source in sources) else None
     return summary
 
 
@@ -542,10 +548,26 @@ def main(argv=None):
         threshold = a.threshold if a.threshold is not None else THRESHOLDS.get(env_id, 0.0)
         found = [s for s in (summarize(script, env_id, extra, group, threshold, a.root) for group in groups) if s]
         if found:  # no curves file for a script and env with no finished run
-            export_curves(script, env_id, extra, [seed for group in groups for seed in group], a.root)
+            path = export_curves(script, env_id, extra, [seed for group in groups for seed in group], a.root)
+            same = all(s["sources"] and s["sources"] == found[0]["sources"] for s in found)
+            repository = os.path.dirname(os.path.dirname(a.root))  # <repository>/benchmarks/results
+            record(os.path.relpath(path, repository), scripts=found[0]["sources"] if same else {script: "unknown"},
+                   command=shlex.join(["python", "benchmarks/run_seeds.py", *without_root(argv_without_modes(argv))]),
+                   at=os.path.join(a.root, "sources.json"))
         summaries += found
     save_summaries(summaries, a.root)
     print(markdown_table(summaries))
+
+
+def without_root(argv):
+    """The command line without --root: where the results went is not part of what made them."""
+    kept = []
+    for token in argv:
+        if kept and kept[-1] == "--root" and "--" not in kept:
+            kept.pop()
+        elif not token.startswith("--root=") or "--" in kept:
+            kept.append(token)
+    return kept
 
 
 def argv_without_modes(argv):

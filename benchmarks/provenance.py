@@ -1,0 +1,168 @@
+"""Which code each committed result and figure came from, and whether it is still the code here.
+
+    python benchmarks/provenance.py              # what is out of date (exit 1 if anything is), and how to redo it
+    python benchmarks/provenance.py --verify KEY # re-run one seed of a summary with the code here; if its episodes
+                                                 # come out the same, the summary is stamped with this code
+
+A script is named by its git blob hash: the SHA-1 git gives the file (`git hash-object dqn_cartpole.py`), computed
+here from the bytes alone, so it works without git. Every run run_seeds.py makes records the hash of the script it
+ran (run.json), and each summary in summary.json the hashes of its runs. Every other result (a JSON file, a folder
+of CSVs) has an entry in benchmarks/results/sources.json: the scripts it came from and the command that makes it.
+Every figure in docs/ has one too: the result files it was drawn from, by their hashes when it was drawn. A result is
+out of date when a script it names has changed since; a figure, when one of its results has.
+test_scripts.py runs the same check: change a script and the test names every result and figure to redo.
+
+A change that cannot change a number (a comment, a blank line) still changes the hash. Then --verify re-runs one
+seed of each summary that ran the script and compares its episode returns, one by one, with the committed run's:
+on CPU a seed gives the same returns run after run, so equal returns show the result is still this code's.
+"""
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+SOURCES = os.path.join(RESULTS, "sources.json")
+
+
+def blob(path):
+    """git's name for a file's content: SHA-1 of b"blob <size>\\0" + the bytes (what `git hash-object` prints)."""
+    with open(path if os.path.isabs(path) else os.path.join(ROOT, path), "rb") as f:
+        data = f.read()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def hashes(paths):
+    """{path from the repository root: its blob hash} for these scripts (or result files)."""
+    return {os.path.relpath(os.path.join(ROOT, p), ROOT): blob(p) for p in paths}
+
+
+def load(at=SOURCES):
+    if not os.path.exists(at):
+        return {}
+    with open(at) as f:
+        return json.load(f)
+
+
+def record(key, scripts=None, inputs=None, command=None, note=None, at=SOURCES):
+    """Stamp one result (scripts: the code it ran) or one figure (inputs: the result files it was drawn from)."""
+    entries = load(at)
+    entry = {"command": command}
+    if scripts is not None:
+        entry["scripts"] = hashes(scripts) if isinstance(scripts, (list, tuple)) else dict(scripts)
+    if inputs is not None:
+        entry["inputs"] = hashes(inputs)
+    if note:
+        entry["note"] = note
+    entries[key] = entry
+    with open(at, "w") as f:
+        json.dump(dict(sorted(entries.items())), f, indent=1)
+        f.write("\n")
+
+
+def summaries():
+    with open(os.path.join(RESULTS, "summary.json")) as f:
+        return json.load(f)
+
+
+def summary_key(s):
+    return f"summary.json: {s['script']} {s['env_id']} {s['flags_tag']} seeds {s['seeds']}"
+
+
+def changed(scripts):
+    """The scripts among these whose content is not the one recorded (or that are gone)."""
+    return [p for p, h in (scripts or {}).items() if not os.path.exists(os.path.join(ROOT, p)) or blob(p) != h]
+
+
+def out_of_date():
+    """[(what, why)] for every summary, result and figure that no longer matches the code or results here."""
+    stale = []
+    for s in summaries():
+        if not s.get("sources"):
+            stale.append((summary_key(s), "records no script hash (made before runs recorded one)"))
+        elif changed(s["sources"]):
+            stale.append((summary_key(s), f"{', '.join(changed(s['sources']))} changed since"))
+    for key, entry in load().items():
+        if not os.path.exists(os.path.join(ROOT, key)):
+            stale.append((key, "is gone"))
+        elif changed(entry.get("scripts")):
+            stale.append((key, f"{', '.join(changed(entry['scripts']))} changed since: {entry.get('command')}"))
+        elif changed(entry.get("inputs")):
+            stale.append((key, f"drawn from {', '.join(changed(entry['inputs']))} before it changed: {entry.get('command')}"))
+    return stale
+
+
+def unrecorded():
+    """Committed results and figures with no entry: every docs/*.png and everything in benchmarks/results but
+    summary.json (whose summaries carry their own), sources.json itself and the run folders (not committed)."""
+    known = set(load())
+    paths = [os.path.join("docs", name) for name in os.listdir(os.path.join(ROOT, "docs")) if name.endswith(".png")]
+    for name in os.listdir(RESULTS):
+        if name in ("runs", "summary.json", "sources.json", "slurm") or name.startswith("."):
+            continue
+        path = os.path.join("benchmarks", "results", name)
+        if os.path.isdir(os.path.join(ROOT, path)) and not any(k == path or k.startswith(path + "/") for k in known):
+            paths.append(path + "/")
+        elif not os.path.isdir(os.path.join(ROOT, path)):
+            paths.append(path)
+    return sorted(p for p in paths if p.rstrip("/") not in known and p not in known)
+
+
+def verify(key):
+    """Re-run the first seed of one summary here, in a folder of its own, and compare its episodes with the
+    committed run's: the same returns, episode by episode, stamp the summary with the code here."""
+    import shutil
+    import tempfile
+    import run_seeds
+    todo = [s for s in summaries() if summary_key(s) == key or key in (summary_key(s),)]
+    if not todo:
+        sys.exit(f"error: no summary {key!r} (python benchmarks/provenance.py lists them)")
+    s = todo[0]
+    seed = int(s["seeds"].split("-")[0])
+    old_dir = run_seeds.run_dir_of(s["script"], s["env_id"], seed, s["flags"])
+    old = run_seeds.read_run(s["script"], s["env_id"], seed, s["flags"], RESULTS)
+    if old is None:
+        sys.exit(f"error: the committed run of seed {seed} is not on this machine ({old_dir}): re-run the sweep instead")
+    tmp = tempfile.mkdtemp(prefix="verify-")
+    try:
+        new_dir = run_seeds.run_dir_of(s["script"], s["env_id"], seed, s["flags"], tmp)
+        os.makedirs(new_dir)
+        run_seeds.measure(run_seeds.training_command(s["script"], s["env_id"], seed, s["flags"]), new_dir)
+        new = run_seeds.read_run(s["script"], s["env_id"], seed, s["flags"], tmp)
+        same = new is not None and new["returns"] == old["returns"] and new["final"] == old["final"]
+        print(f"{key}: seed {seed} re-run here: {'the same' if same else 'NOT the same'} "
+              f"({len(old['returns'])} episodes committed, {len(new['returns']) if new else 0} re-run)")
+        if not same:
+            return False
+        scripts = hashes([s["script"]])
+        entries = summaries()
+        for entry in entries:
+            if summary_key(entry) == summary_key(s):
+                entry["sources"] = scripts
+                entry["sources_note"] = f"seed {seed} re-run with this code gave the same episode returns"
+        with open(os.path.join(RESULTS, "summary.json"), "w") as f:
+            json.dump(entries, f, indent=1)
+        return True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--verify", metavar="KEY", action="append", default=[],
+                   help="a summary's key as this lists it (repeat for several)")
+    a = p.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    if a.verify:
+        sys.exit(0 if all([verify(key) for key in a.verify]) else 1)
+    problems = out_of_date() + [(path, "has no entry in benchmarks/results/sources.json") for path in unrecorded()]
+    for what, why in problems:
+        print(f"{what}: {why}")
+    print(f"{len(problems)} out of date" if problems else "every result and figure is from the code here")
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
