@@ -2,7 +2,8 @@
 
     python benchmarks/provenance.py              # what is out of date (exit 1 if anything is), and how to redo it
     python benchmarks/provenance.py --verify KEY # re-run one seed of a summary with the code here; if its episodes
-                                                 # come out the same, the summary is stamped with this code
+                                                 # come out the same, its runs are stamped with this code
+    python benchmarks/run_seeds.py ... --summary-only   # then summarise them again: the summary takes the stamp
 
 A script is named by its git blob hash: the SHA-1 git gives the file (`git hash-object dqn_cartpole.py`), computed
 here from the bytes alone, so it works without git. Every run run_seeds.py makes records the hash of the script it
@@ -111,42 +112,48 @@ def unrecorded():
 
 
 def verify(key):
-    """Re-run the first seed of one summary here, in a folder of its own, and compare its episodes with the
-    committed run's: the same returns, episode by episode, stamp the summary with the code here."""
+    """Re-run, with the code here, the first seed of a summary whose run records no script hash, in a folder of its
+    own, and compare its episodes with that run's: the same returns, episode by episode, and the same final
+    evaluation, and every run of the summary without a hash is stamped with the script here (run.json), as is the
+    summary. Returns whether they were the same."""
     import shutil
     import tempfile
     import run_seeds
-    todo = [s for s in summaries() if summary_key(s) == key or key in (summary_key(s),)]
+    todo = [s for s in summaries() if summary_key(s) == key]
     if not todo:
         sys.exit(f"error: no summary {key!r} (python benchmarks/provenance.py lists them)")
     s = todo[0]
-    seed = int(s["seeds"].split("-")[0])
-    old_dir = run_seeds.run_dir_of(s["script"], s["env_id"], seed, s["flags"])
+    run_json = lambda seed: os.path.join(run_seeds.run_dir_of(s["script"], s["env_id"], seed, s["flags"]), "run.json")  # noqa: E731
+    unstamped = []
+    for entry in s["per_seed"]:
+        with open(run_json(entry["seed"])) as f:
+            if not json.load(f).get("sources"):
+                unstamped.append(entry["seed"])
+    if not unstamped:
+        print(f"{key}: every run records its script's hash: summarise again (run_seeds.py --summary-only)")
+        return True
+    seed = unstamped[0]
     old = run_seeds.read_run(s["script"], s["env_id"], seed, s["flags"], RESULTS)
-    if old is None:
-        sys.exit(f"error: the committed run of seed {seed} is not on this machine ({old_dir}): re-run the sweep instead")
     tmp = tempfile.mkdtemp(prefix="verify-")
     try:
         new_dir = run_seeds.run_dir_of(s["script"], s["env_id"], seed, s["flags"], tmp)
         os.makedirs(new_dir)
         run_seeds.measure(run_seeds.training_command(s["script"], s["env_id"], seed, s["flags"]), new_dir)
         new = run_seeds.read_run(s["script"], s["env_id"], seed, s["flags"], tmp)
-        same = new is not None and new["returns"] == old["returns"] and new["final"] == old["final"]
-        print(f"{key}: seed {seed} re-run here: {'the same' if same else 'NOT the same'} "
-              f"({len(old['returns'])} episodes committed, {len(new['returns']) if new else 0} re-run)")
-        if not same:
-            return False
-        scripts = hashes([s["script"]])
-        entries = summaries()
-        for entry in entries:
-            if summary_key(entry) == summary_key(s):
-                entry["sources"] = scripts
-                entry["sources_note"] = f"seed {seed} re-run with this code gave the same episode returns"
-        with open(os.path.join(RESULTS, "summary.json"), "w") as f:
-            json.dump(entries, f, indent=1)
-        return True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    same = new is not None and new["returns"] == old["returns"] and new["final"] == old["final"]
+    print(f"{key}: seed {seed} re-run here: {'the same' if same else 'NOT the same'} "
+          f"({len(old['returns'])} episodes then, {len(new['returns']) if new else 0} now)", flush=True)
+    if same:
+        note = f"seed {seed} re-run with this script gave the same {len(old['returns'])} episode returns"
+        for other in unstamped:
+            with open(run_json(other)) as f:
+                info = json.load(f)
+            info.update(sources=hashes([s["script"]]), sources_note=note)
+            with open(run_json(other), "w") as f:
+                json.dump(info, f)
+    return same
 
 
 def main():
