@@ -3,6 +3,7 @@
     python benchmarks/frontier.py --list                      # the settings and the command that runs each
     python benchmarks/frontier.py --run polyak                # run one setting (DQN and Double, seeds 1-10)
     python benchmarks/frontier.py                             # table + docs/frontier.png from the finished runs
+    python benchmarks/frontier.py --verify                    # seed 1 of each row again, with the code here
 
 A setting is a full set of flags for the levers searched (written out in full, so a row means the same thing
 whatever the scripts' defaults are). Each runs through benchmarks/run_seeds.py, one process per run, into
@@ -24,14 +25,17 @@ clone redraws the figure with `--plot-only`).
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_seeds import (RESULTS, ROOT, episodes_to_mean, finished, flags_tag, prob_improvement, read_csv_rows,  # noqa: E402
-                       run_dir_of, wilson)
+from run_seeds import (RESULTS, ROOT, episodes_to_mean, finished, flags_tag, measure, prob_improvement,  # noqa: E402
+                       read_csv_rows, run_dir_of, training_command, wilson)
+import provenance  # noqa: E402
 
 SCRIPTS = ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"]
 SHORT = {"dqn_cartpole.py": "DQN", "double_dqn.py": "Double", "dueling_dqn.py": "Dueling", "per_dqn.py": "PER"}
@@ -202,6 +206,35 @@ def plot(results, path, chosen=None):
     print(f"wrote {os.path.relpath(path, ROOT)}")
 
 
+def verify(results):
+    """The search ran over several versions of the scripts. Re-run seed 1 of every row's DQN (and of one row for each
+    other script) with the code here and compare the final score, the exercise's episode and the probe's peak Q
+    with frontier.json's: all the same, frontier.json and its figure are stamped with the scripts here."""
+    todo = [(name, "dqn_cartpole.py") for name in results]
+    todo += [(next(name for name in results if script in results[name]), script) for script in SCRIPTS[1:]
+             if any(script in rows for rows in results.values())]
+    ok = True
+    for name, script in todo:
+        tmp = tempfile.mkdtemp(prefix="frontier-")
+        try:
+            folder = run_dir_of(script, "CartPole-v1", 1, flags_of(name), tmp)
+            os.makedirs(folder)
+            measure(training_command(script, "CartPole-v1", 1, flags_of(name)), folder)
+            now, then = read_one(folder), results[name][script]["per_seed"]["1"]
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        same = now is not None and all(now[key] == then[key] for key in ("final", "episodes_to_195", "peak_mean_q"))
+        ok &= same
+        print(f"{name} {script} seed 1: {'the same' if same else f'NOT the same: {now} against {then}'}", flush=True)
+    if ok:
+        provenance.record(os.path.relpath(FRONTIER_JSON, ROOT), scripts=sorted({script for _, script in todo}),
+                          command="python benchmarks/frontier.py  (after each setting's --run)",
+                          note="the search ran over earlier versions of the scripts; seed 1 of every row (DQN, and one "
+                               "row of each other script) re-run with these gave the same final score, exercise "
+                               "episode and peak Q (python benchmarks/frontier.py --verify)")
+    return ok
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--list", action="store_true", help="print each setting's command")
@@ -210,6 +243,7 @@ def main():
     p.add_argument("--root", default=RESULTS, help="where the run folders are")
     p.add_argument("--plot-only", action="store_true", help="redraw the figure from frontier.json")
     p.add_argument("--chosen", help="the setting the defaults are, drawn in bold")
+    p.add_argument("--verify", action="store_true", help="re-run seed 1 of each row with the scripts here (see verify)")
     a = p.parse_args()
     if a.list:
         for name, (what, _) in SETTINGS.items():
@@ -219,7 +253,7 @@ def main():
         if a.run not in SETTINGS:
             sys.exit(f"error: no setting {a.run!r}: {', '.join(SETTINGS)}")
         sys.exit(subprocess.call([sys.executable, *command(a.run, seeds=a.seeds)[1:]], cwd=ROOT))
-    if a.plot_only:
+    if a.plot_only or a.verify:
         with open(FRONTIER_JSON) as f:
             results = json.load(f)["settings"]
     else:
@@ -229,8 +263,12 @@ def main():
             json.dump({"seeds": a.seeds, "before": BEFORE,
                        "commands": {name: " ".join(command(name)) for name in results},
                        "what": {name: SETTINGS[name][0] for name in results}, "settings": results}, f, indent=1)
+    if a.verify:
+        sys.exit(0 if verify(results) else 1)
     print(table(results))
     plot(results, FIGURE, chosen=a.chosen)
+    provenance.record(os.path.relpath(FIGURE, ROOT), inputs=[FRONTIER_JSON],
+                      command=f"python benchmarks/frontier.py --plot-only{' --chosen ' + a.chosen if a.chosen else ''}")
 
 
 if __name__ == "__main__":
