@@ -1419,6 +1419,36 @@ def test_the_lecture_claims_tables_are_those_of_the_committed_summary():
     page = (ROOT / "docs" / "lecture03.md").read_text()
     assert all(f"<!-- claims:{name} -->" in page for name in ("part4", "part7", "versus"))
 
+def test_provenance_names_a_result_whose_script_changed(tmp_path, monkeypatch):
+    """On a repository of the test's own: git's blob hash (checked against a hash git prints for b"hello\\n"), a
+    result stamped with a script goes out of date when the script changes, a figure when its result changes."""
+    provenance = load_script("benchmarks/provenance.py")
+    (tmp_path / "hello.txt").write_bytes(b"hello\n")
+    assert provenance.blob(str(tmp_path / "hello.txt")) == "ce013625030ba8dba906f756967f9e9ca394464a"  # git hash-object
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (tmp_path / "docs").mkdir()
+    monkeypatch.setattr(provenance, "ROOT", str(tmp_path))
+    monkeypatch.setattr(provenance, "RESULTS", str(results))
+    monkeypatch.setattr(provenance, "SOURCES", str(results / "sources.json"))
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (results / "summary.json").write_text(json.dumps([{"script": "train.py", "env_id": "E", "flags_tag": "defaults",
+                                                       "seeds": "1-2", "sources": provenance.hashes(["train.py"])}]))
+    (results / "numbers.json").write_text("{}")
+    (tmp_path / "docs" / "figure.png").write_bytes(b"png")
+    provenance.record("benchmarks/results/numbers.json", scripts=["train.py"], command="python train.py")
+    assert provenance.out_of_date() == [] and provenance.unrecorded() == ["docs/figure.png"]
+    provenance.record("docs/figure.png", inputs=["benchmarks/results/numbers.json"], command="python plot.py")
+    assert provenance.out_of_date() == [] and provenance.unrecorded() == []
+    (tmp_path / "train.py").write_text("print(2)\n")
+    stale = dict(provenance.out_of_date())
+    assert set(stale) == {"summary.json: train.py E defaults seeds 1-2", "benchmarks/results/numbers.json"}
+    assert "python train.py" in stale["benchmarks/results/numbers.json"]
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (results / "numbers.json").write_text('{"a": 1}')
+    assert [what for what, _ in provenance.out_of_date()] == ["docs/figure.png"]
+
+
 def test_the_frontier_table_in_the_docs_is_the_committed_frontier():
     """docs/dqn_cartpole.md's table of every setting tried is frontier.py's table of benchmarks/results/frontier.json:
     a number changed by hand, or a frontier re-run without the docs, fails here."""

@@ -22,6 +22,9 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import provenance  # noqa: E402  (each CSV records the scripts it ran; each figure the CSV it was drawn from)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EFFECTS = os.path.join(ROOT, "benchmarks", "results", "effects")
 
@@ -170,6 +173,10 @@ HEADERS = {"dueling": ["seed", "global_step", "state", "value", "centred_advanta
            "acrobot": ["script", "seed", "global_step", "start", "q_start", "discounted_return"],
            "frozenlake": ["seed", "episodes", "state", "action", "q", "q_star"]}
 MEASURE = {"dueling": measure_dueling, "per": measure_per, "acrobot": measure_acrobot, "frozenlake": measure_frozenlake}
+SCRIPTS = {"dueling": ["dueling_dqn.py"], "per": ["per_dqn.py"], "acrobot": ["dqn_cartpole.py", "double_dqn.py"],
+           "frozenlake": ["q_learning_frozenlake.py"]}  # the scripts each measurement runs
+FIGURES = {"dueling_values.png": "dueling", "per_concentration.png": "per", "acrobot_q_vs_return.png": "acrobot",
+           "frozenlake_q_vs_q_star.png": "frozenlake"}
 
 
 def read(what):
@@ -342,6 +349,9 @@ def main(argv=None):
     if a.what == "plot":
         for path in plot(a.out):
             print(f"wrote {path}")
+            what = FIGURES[os.path.basename(path)]
+            provenance.record(os.path.relpath(path, ROOT), inputs=[os.path.join(EFFECTS, f"{what}.csv")],
+                              command="python benchmarks/idea_effects.py plot")
         return
     import torch
     torch.set_num_threads(1)
@@ -355,6 +365,9 @@ def main(argv=None):
         writer = csv.writer(f)
         writer.writerow(HEADERS[a.what])
         writer.writerows([[round(x, 4) if isinstance(x, float) else x for x in row] for row in rows])
+    provenance.record(os.path.relpath(os.path.join(EFFECTS, f"{a.what}.csv"), ROOT),
+                      scripts=["benchmarks/idea_effects.py", *SCRIPTS[a.what]],
+                      command=f"python benchmarks/idea_effects.py {a.what} --seeds {a.seeds}")
 
 
 if __name__ == "__main__":

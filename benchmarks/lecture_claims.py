@@ -24,8 +24,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_seeds import RESULTS, ROOT, flags_tag, prob_improvement, wilson  # noqa: E402
+import provenance  # noqa: E402
 
-BOTH, FIRST = "1-10,101-110", "1-10"
+BOTH = "1-10,101-110"
 # name: (the lecture's claim, where, the script, the flags that change, the seeds)
 EXPERIMENTS = {
     "no-replay": ("Part 4: without experience replay, learning from the newest transitions only",
@@ -34,20 +35,29 @@ EXPERIMENTS = {
                   "dqn_cartpole.py", ["--target-network-frequency", "1"], BOTH),
     "no-replay-no-target": ("Part 4: without both", "dqn_cartpole.py",
                             ["--buffer-size", "128", "--batch-size", "128", "--target-network-frequency", "1"], BOTH),
-    "no-clip": ("Part 7, gotcha 3: without gradient clipping", "dqn_cartpole.py", ["--max-grad-norm", "1e9"], FIRST),
+    "no-clip": ("Part 7, gotcha 3: without gradient clipping", "dqn_cartpole.py", ["--max-grad-norm", "1e9"], BOTH),
     "starts-0": ("Part 7, gotcha 4: no burn-in (gradient steps from the first transition)", "dqn_cartpole.py",
-                 ["--learning-starts", "0"], FIRST),
+                 ["--learning-starts", "0"], BOTH),
     "starts-10000": ("Part 7, gotcha 4: the lecture's burn-in of 10,000 transitions", "dqn_cartpole.py",
-                     ["--learning-starts", "10000"], FIRST),
+                     ["--learning-starts", "10000"], BOTH),
 }
 ORDER = list(EXPERIMENTS)
 # Part 6, Double DQN against DQN at a target that lags 5 times longer (500 gradient steps) and a budget twice as long,
-# measured with benchmarks/true_value.py on the final networks, as at the defaults (6 seeds: the time there was):
+# measured with benchmarks/true_value.py on the final networks, as at the defaults:
 SLOW_TARGET = ["--target-network-frequency", "500", "--total-timesteps", "100000"]
 DOUBLE_COMMANDS = [
     "python benchmarks/true_value.py dqn_cartpole.py double_dqn.py --seeds 1-10,101-110",
-    f"python benchmarks/run_seeds.py dqn_cartpole.py double_dqn.py --seeds 1-6 --jobs 2 -- {' '.join(SLOW_TARGET)}",
-    f"python benchmarks/true_value.py dqn_cartpole.py double_dqn.py --seeds 1-6 -- {' '.join(SLOW_TARGET)}"]
+    f"python benchmarks/run_seeds.py dqn_cartpole.py double_dqn.py --seeds 1-20 --jobs 2 -- {' '.join(SLOW_TARGET)}",
+    f"python benchmarks/true_value.py dqn_cartpole.py double_dqn.py --seeds 1-20 -- {' '.join(SLOW_TARGET)}"]
+# Part 5: the lecture's DQN (benchmarks/lecture_dqn.py) for the exercise's 200 episodes, as written and with each --fix
+LECTURE, FIXES = "benchmarks/lecture_dqn.py", ["truncation", "target-period", "epsilon", "learning-starts", "batch",
+                                                "width", "adam-eps", "all"]
+FIX_COMMAND = "python benchmarks/run_seeds.py benchmarks/lecture_dqn.py --seeds 1-10 --jobs 2 -- --episodes 200 [--fix NAME]"
+# REINFORCE (benchmarks/reinforce_cartpole.py) at its tuned defaults, and the grid the defaults were chosen from
+REINFORCE = "benchmarks/reinforce_cartpole.py"
+REINFORCE_COMMAND = "python benchmarks/run_seeds.py benchmarks/reinforce_cartpole.py --seeds 1-10,101-110 --jobs 2 -- --baseline {value,none}"
+GRID_COMMAND = ("python benchmarks/run_seeds.py benchmarks/reinforce_cartpole.py --seeds 1-5 --jobs 2 -- --baseline B "
+                "--learning-rate LR [--value-learning-rate VLR] --episodes 300")
 CLAIMS_JSON = os.path.join(RESULTS, "claims.json")
 
 
@@ -119,14 +129,15 @@ def table(rows):
 
 def versus_reinforce(summaries):
     """The exercise's "DQN is way more sample efficient than REINFORCE": DQN at its defaults against
-    benchmarks/reinforce_cartpole.py (benchmarks/results/reinforce.json), each REINFORCE variant on the seeds it ran
-    that DQN ran too, in env steps to the 195 criterion (fewer is better; never counts as more than any) and episodes."""
-    with open(os.path.join(RESULTS, "reinforce.json")) as f:
-        reinforce = json.load(f)["variants"]
+    benchmarks/reinforce_cartpole.py at its defaults, each baseline on the seeds DQN ran too, in env steps to the 195
+    criterion (fewer is better; never counts as more than any) and in episodes."""
     dqn = per_seed(summaries, "dqn_cartpole.py", [])
     out = {}
-    for variant, data in reinforce.items():
-        runs = {entry["seed"]: entry for entry in data["per_seed"]}
+    for variant in ("value", "none"):
+        runs = {seed: {**entry, "env_steps_to_195": entry["step_at_195"]}
+                for seed, entry in per_seed(summaries, REINFORCE, ["--baseline", variant]).items()}
+        if not runs:
+            continue
         paired = sorted(set(runs) & set(dqn))
         rng = np.random.default_rng(len(variant))
         steps = lambda value: -(value if value is not None else np.inf)  # noqa: E731  (higher is better)
@@ -154,11 +165,57 @@ def reinforce_table(versus):
     number = lambda v: "never" if v == np.inf else f"{v:,.0f}"  # noqa: E731
     for variant, v in versus.items():
         n = len(v["seeds"])
-        lines.append(f"| baseline: {variant} | {v['seeds'][0]}-{v['seeds'][-1]} | {v['within_200']}/{n} · "
+        lines.append(f"| baseline: {variant} | {n} | {v['within_200']}/{n} · "
                      f"{v['dqn_within_200']}/{n} | {number(v['median_env_steps'])} · {number(v['dqn_median_env_steps'])} | "
                      f"{number(v['median_episodes'])} · {number(v['dqn_median_episodes'])} | {v['p_dqn_fewer_steps']:.2f} "
                      f"[{v['ci95_steps'][0]:.2f}, {v['ci95_steps'][1]:.2f}] | {v['p_dqn_fewer_episodes']:.2f} "
                      f"[{v['ci95_episodes'][0]:.2f}, {v['ci95_episodes'][1]:.2f}] |")
+    return "\n".join(lines)
+
+
+def fixes(summaries):
+    """Part 5: the lecture's DQN as written ("none") and with each --fix, over the exercise's 200 episodes."""
+    out = {}
+    none = per_seed(summaries, LECTURE, ["--episodes", "200"])
+    for name in ["none", *FIXES]:
+        runs = per_seed(summaries, LECTURE, ["--episodes", "200", *([] if name == "none" else ["--fix", name])])
+        if not runs:
+            continue
+        n, met = len(runs), sum(bool(entry["within_200"]) for entry in runs.values())
+        paired = sorted(set(runs) & set(none))
+        rng = np.random.default_rng(len(name))  # the same interval run after run
+        p, ci = prob_improvement([runs[s]["final"] for s in paired], [none[s]["final"] for s in paired], rng)
+        ks = [entry["episodes_to_195"] for entry in runs.values() if entry["within_200"]]
+        out[name] = {"runs": n, "within_200": met, "ci95": wilson(met, n),
+                     "median_episodes": float(np.median(ks)) if ks else None,
+                     "greedy_mean": float(np.mean([entry["final"] for entry in runs.values()])),
+                     "p_greedy_better_than_none": p, "ci95_p": ci}
+    return out
+
+
+def fixes_table(rows):
+    lines = ["| `--fix` | exercise within 200 episodes [95%] | greedy score after 200 episodes, mean over seeds | "
+             "P(greedy score better than as written) [95%] |", "|---|---|---|---|"]
+    for name, r in rows.items():
+        median = f", median {r['median_episodes']:.0f} episodes" if r["median_episodes"] else ""
+        p = "" if name == "none" else f"{r['p_greedy_better_than_none']:.2f} [{r['ci95_p'][0]:.2f}, {r['ci95_p'][1]:.2f}]"
+        lines.append(f"| {'(none: as written)' if name == 'none' else f'`{name}`'} | {r['within_200']}/{r['runs']} "
+                     f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]{median} | {r['greedy_mean']:.0f} | {p} |")
+    return "\n".join(lines)
+
+
+def grid_table(summaries):
+    """REINFORCE's tuning grid: seeds 1-5, 300 episodes, each learning rate (and V's) tried."""
+    lines = ["| baseline | learning rate | V's learning rate | within 200 episodes (of 5) | median episodes to 195 |",
+             "|---|---|---|---|---|"]
+    for s in summaries:
+        if s["script"] != REINFORCE or "--episodes" not in s["flags"]:
+            continue
+        flag = lambda name: s["flags"][s["flags"].index(name) + 1] if name in s["flags"] else "-"  # noqa: E731
+        ks = sorted((e["episodes_to_195"] or np.inf) for e in s["per_seed"])
+        median = "never" if ks[len(ks) // 2] == np.inf else f"{ks[len(ks) // 2]:.0f}"
+        lines.append(f"| {flag('--baseline')} | {flag('--learning-rate')} | {flag('--value-learning-rate')} | "
+                     f"{sum(bool(e['within_200']) for e in s['per_seed'])} | {median} |")
     return "\n".join(lines)
 
 
@@ -195,7 +252,8 @@ def blocks(summaries):
     part4 = {name: r for name, r in rows.items() if EXPERIMENTS[name][0].startswith("Part 4")}
     part7 = {name: r for name, r in rows.items() if EXPERIMENTS[name][0].startswith("Part 7")}
     return rows, {"part4": table(part4), "part7": table(part7), "versus": versus_table(versus_dqn(summaries)),
-                  "reinforce": reinforce_table(versus_reinforce(summaries)), "double": double_table()}
+                  "reinforce": reinforce_table(versus_reinforce(summaries)), "double": double_table(),
+                  "fixes": fixes_table(fixes(summaries)), "grid": grid_table(summaries)}
 
 
 def sync_page(text, tables):
@@ -223,6 +281,8 @@ def main(argv=None):
             print(f"{name}: {EXPERIMENTS[name][0]}\n  {' '.join(command(name))}")
         print("double: Part 6, overestimation against the true return, at the defaults and with a slower target")
         print("\n".join(f"  {line}" for line in DOUBLE_COMMANDS))
+        print(f"fixes: Part 5, the lecture's DQN with each fix\n  {FIX_COMMAND}")
+        print(f"reinforce: the exercise, DQN against REINFORCE\n  {REINFORCE_COMMAND}\n  (its tuning grid) {GRID_COMMAND}")
         return
     if a.run:
         if a.run not in EXPERIMENTS:
@@ -243,7 +303,10 @@ def main(argv=None):
     versus = versus_dqn(summaries)
     with open(CLAIMS_JSON, "w") as f:
         json.dump({"experiments": {name: {**r, "command": " ".join(command(name))} for name, r in rows.items()},
-                   "versus_dqn": versus, "versus_reinforce": versus_reinforce(summaries)}, f, indent=1)
+                   "versus_dqn": versus, "versus_reinforce": versus_reinforce(summaries),
+                   "lecture_fixes": fixes(summaries)}, f, indent=1)
+    inputs = [os.path.join(RESULTS, "summary.json"), os.path.join(RESULTS, "true_value.json")]
+    provenance.record(os.path.relpath(CLAIMS_JSON, ROOT), inputs=inputs, command="python benchmarks/lecture_claims.py")
     print(table(rows))
     for script, v in versus.items():
         print(f"{script} against DQN, {v['pairs']} seeds: median episodes to 195 {v['median_episodes']:.0f} vs "

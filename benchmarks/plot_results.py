@@ -40,6 +40,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import provenance  # noqa: E402  (each docs figure records the files it was drawn from)
 COLORS = {"dqn_cartpole": "tab:blue", "double_dqn": "tab:orange", "dueling_dqn": "tab:green", "per_dqn": "tab:red"}
 THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0, "LunarLander-v3": 200.0}
 
@@ -618,6 +620,12 @@ def main(argv=None):
             fail("--curves and --out redraw the docs' figures; with run folders give --png (or nothing)")
         out = a.png or (os.path.join(a.runs[0], "plot.png") if len(a.runs) == 1 else "plot_runs.png")
         print(f"wrote {plot_runs(a.runs, out)}")
+        if os.path.abspath(out).startswith(os.path.join(ROOT, "docs") + os.sep):  # a docs figure: which code made the runs
+            scripts = sorted({json.load(open(os.path.join(run, "args.json")))["script"] for run in a.runs})
+            provenance.record(os.path.relpath(os.path.abspath(out), ROOT), scripts=scripts,
+                              command=f"python {' '.join(scripts)} ...; python benchmarks/plot_results.py RUN --png "
+                                      f"{os.path.relpath(os.path.abspath(out), ROOT)}",
+                              note="drawn from a run of the script(s) as they are here, just before")
         return
     if a.png:
         fail("--png goes with run folders: python benchmarks/plot_results.py runs/<run> [runs/<run> ...] --png FILE")
@@ -632,8 +640,18 @@ def main(argv=None):
     envs = {os.path.basename(path)[: -len(".csv")].split("__")[1] for path in glob.glob(os.path.join(a.curves, "*__*.csv"))}
     for env_id in sorted(envs - {"CartPole-v1", "FrozenLake-v1"}):
         written.append(plot_env(a.curves, env_id, os.path.join(a.out, f"{env_id.lower()}.png"), env_id))
+    curves = lambda pattern: sorted(glob.glob(os.path.join(a.curves, pattern)))  # noqa: E731
+    inputs = {"lecture_criterion.png": curves("*__CartPole-v1.csv"), "cartpole.png": curves("*__CartPole-v1.csv"),
+              "overestimation.png": curves("*__CartPole-v1.csv"),
+              "frozenlake.png": curves("*__FrozenLake-v1*.csv") + [os.path.join(os.path.dirname(a.curves), "summary.json")],
+              "breakout.png": [os.path.join(os.path.dirname(a.curves), "breakout", name, "episodes.csv") for name in [*BREAKOUT_RUNS, "random_policy"]]}
     for path in filter(None, written):
         print(f"wrote {path}")
+        name = os.path.basename(path)
+        if os.path.abspath(a.curves) == os.path.join(ROOT, "benchmarks", "results", "curves") and a.out == os.path.join(ROOT, "docs"):
+            env_id = next((env_id for env_id in envs if f"{env_id.lower()}.png" == name), None)
+            provenance.record(os.path.relpath(path, ROOT), inputs=inputs.get(name) or curves(f"*__{env_id}*.csv"),
+                              command="python benchmarks/plot_results.py")
     print("\noverestimation on CartPole-v1 (probe states; the bound 1/(1 - γ) = 100):")
     print(overestimation_table(a.curves))
 
