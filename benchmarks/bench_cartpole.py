@@ -11,6 +11,7 @@ import argparse
 import csv
 import glob
 import importlib.util
+import inspect
 import os
 import random
 import subprocess
@@ -39,7 +40,8 @@ def run_lecture(path, seed, episodes):
     spec.loader.exec_module(lecture)
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
     start = time.time()
-    _, returns = lecture.train_dqn(n_episodes=episodes)
+    seeded = "seed" in inspect.signature(lecture.train_dqn).parameters  # benchmarks/lecture_dqn.py seeds its env
+    _, returns = lecture.train_dqn(n_episodes=episodes, **({"seed": seed} if seeded else {}))
     seconds = time.time() - start
     return returns, returns, seconds  # a CartPole episode's return is its length
 

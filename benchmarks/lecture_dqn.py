@@ -57,10 +57,8 @@ the one place it acts (`if "NAME" in fixes:`), to find out which ones keep the l
   width            64 hidden units instead of 128;
   adam-eps         Adam's eps 1e-4 instead of 1e-8;
   all              every one of them.
-benchmarks/results/lecture_fixes.json has what each does in the exercise's 200 episodes (seeds 1-6 for none,
-truncation and target-period, 1-3 for the rest): no fix alone meets the exercise (0 of 3 to 6 seeds each), all of
-them together do (3/3, the mean of the last 100 at 195 by episode 144-170). truncation changes nothing there (no
-episode reaches the 500-step limit in those 200 episodes); target-period helps most (greedy 244 against 128).
+docs/lecture03.md (Part 5) has what each does in the exercise's 200 episodes, on 10 seeds
+(python benchmarks/lecture_claims.py --list: fixes).
 
 Interface (the same as the lecture's, which is what bench_cartpole.py calls):
     train_dqn(env_name='CartPole-v1', n_episodes=500, seed=None, fixes=()) -> (agent, rewards_per_episode)

@@ -622,6 +622,7 @@ def main(argv=None):
         print(f"wrote {plot_runs(a.runs, out)}")
         if os.path.abspath(out).startswith(os.path.join(ROOT, "docs") + os.sep):  # a docs figure: which code made the runs
             scripts = sorted({json.load(open(os.path.join(run, "args.json")))["script"] for run in a.runs})
+            scripts = [name if os.path.exists(os.path.join(ROOT, name)) else f"benchmarks/{name}" for name in scripts]
             provenance.record(os.path.relpath(os.path.abspath(out), ROOT), scripts=scripts,
                               command=f"python {' '.join(scripts)} ...; python benchmarks/plot_results.py RUN --png "
                                       f"{os.path.relpath(os.path.abspath(out), ROOT)}",
