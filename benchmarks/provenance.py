@@ -40,15 +40,17 @@ def hashes(paths):
     return {os.path.relpath(os.path.join(ROOT, p), ROOT): blob(p) for p in paths}
 
 
-def load(at=SOURCES):
+def load(at=None):
+    at = at or SOURCES
     if not os.path.exists(at):
         return {}
     with open(at) as f:
         return json.load(f)
 
 
-def record(key, scripts=None, inputs=None, command=None, note=None, at=SOURCES):
+def record(key, scripts=None, inputs=None, command=None, note=None, at=None):
     """Stamp one result (scripts: the code it ran) or one figure (inputs: the result files it was drawn from)."""
+    at = at or SOURCES
     entries = load(at)
     entry = {"command": command}
     if scripts is not None:
@@ -96,19 +98,17 @@ def out_of_date():
 
 
 def unrecorded():
-    """Committed results and figures with no entry: every docs/*.png and everything in benchmarks/results but
-    summary.json (whose summaries carry their own), sources.json itself and the run folders (not committed)."""
+    """Committed results and figures with no entry: every docs/*.png and every file in benchmarks/results but
+    summary.json (whose summaries carry their own), sources.json itself and the run folders (not committed). A file
+    is covered by its own entry or by one for a folder above it (a Breakout run folder)."""
     known = set(load())
     paths = [os.path.join("docs", name) for name in os.listdir(os.path.join(ROOT, "docs")) if name.endswith(".png")]
-    for name in os.listdir(RESULTS):
-        if name in ("runs", "summary.json", "sources.json", "slurm") or name.startswith("."):
-            continue
-        path = os.path.join("benchmarks", "results", name)
-        if os.path.isdir(os.path.join(ROOT, path)) and not any(k == path or k.startswith(path + "/") for k in known):
-            paths.append(path + "/")
-        elif not os.path.isdir(os.path.join(ROOT, path)):
-            paths.append(path)
-    return sorted(p for p in paths if p.rstrip("/") not in known and p not in known)
+    for folder, dirs, files in os.walk(RESULTS):
+        dirs[:] = [d for d in dirs if d not in ("runs", "slurm") and not d.startswith(".")]
+        paths += [os.path.relpath(os.path.join(folder, name), ROOT) for name in files
+                  if name not in ("summary.json", "sources.json") and not name.startswith(".")]
+    covered = lambda path: any(path == key or path.startswith(key.rstrip("/") + "/") for key in known)  # noqa: E731
+    return sorted(path for path in paths if not covered(path))
 
 
 def verify(key):
