@@ -552,7 +552,7 @@ def main(argv=None):
             same = all(s["sources"] and s["sources"] == found[0]["sources"] for s in found)
             repository = os.path.dirname(os.path.dirname(a.root))  # <repository>/benchmarks/results
             record(os.path.relpath(path, repository), scripts=found[0]["sources"] if same else {script: "unknown"},
-                   command=shlex.join(["python", "benchmarks/run_seeds.py", *without_root(argv_without_modes(argv))]),
+                   command=shlex.join(["python", "benchmarks/run_seeds.py", *[t for t in without_root(argv_without_modes(argv)) if t != "--summary-only"]]),
                    at=os.path.join(a.root, "sources.json"))
         summaries += found
     save_summaries(summaries, a.root)
