@@ -242,7 +242,7 @@ def main():
     p.add_argument("--seeds", default="1-10")
     p.add_argument("--root", default=RESULTS, help="where the run folders are")
     p.add_argument("--plot-only", action="store_true", help="redraw the figure from frontier.json")
-    p.add_argument("--chosen", help="the setting the defaults are, drawn in bold")
+    p.add_argument("--chosen", default="tf1tnf100", help="the setting the defaults are, drawn in bold")
     p.add_argument("--verify", action="store_true", help="re-run seed 1 of each row with the scripts here (see verify)")
     a = p.parse_args()
     if a.list:
