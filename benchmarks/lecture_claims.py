@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_seeds import RESULTS, ROOT, flags_tag, prob_improvement, wilson  # noqa: E402
+from run_seeds import RESULTS, ROOT, bootstrap_rng, flags_tag, prob_improvement, wilson  # noqa: E402
 import provenance  # noqa: E402
 
 BOTH = "1-10,101-110"
@@ -107,6 +107,8 @@ def versus_dqn(summaries, scripts=("double_dqn.py", "dueling_dqn.py", "per_dqn.p
         rng = np.random.default_rng(len(script))  # the same interval run after run
         episodes = lambda entry: -(entry["episodes_to_195"] or np.inf)  # noqa: E731  (higher is better)
         p_fast, ci_fast = prob_improvement([episodes(runs[s]) for s in paired], [episodes(dqn[s]) for s in paired], rng)
+        # the final network with the generator README's table uses (docs/sync_numbers.py), so both give one interval
+        rng = bootstrap_rng(script, "CartPole-v1", ["versus dqn_cartpole.py"], paired)
         p_final, ci_final = prob_improvement([runs[s]["final"] for s in paired], [dqn[s]["final"] for s in paired], rng)
         median = lambda group: float(np.median([e["episodes_to_195"] or np.inf for e in group.values()]))  # noqa: E731
         out[script] = {"pairs": len(paired), "median_episodes": median(runs), "dqn_median_episodes": median(dqn),
