@@ -1419,6 +1419,15 @@ def test_the_lecture_claims_tables_are_those_of_the_committed_summary():
     page = (ROOT / "docs" / "lecture03.md").read_text()
     assert all(f"<!-- claims:{name} -->" in page for name in ("part4", "part7", "versus"))
 
+def test_every_committed_result_and_figure_comes_from_the_scripts_as_they_are():
+    """Each summary in summary.json names the blob hash of the script its runs ran, each other result and each docs
+    figure has its entry in sources.json: a script changed since (or a figure drawn before its results changed) is
+    named here, with the command that makes it again."""
+    provenance = load_script("benchmarks/provenance.py")
+    assert provenance.out_of_date() == []
+    assert provenance.unrecorded() == []
+
+
 def test_provenance_names_a_result_whose_script_changed(tmp_path, monkeypatch):
     """On a repository of the test's own: git's blob hash (checked against a hash git prints for b"hello\\n"), a
     result stamped with a script goes out of date when the script changes, a figure when its result changes."""
