@@ -552,22 +552,23 @@ def main(argv=None):
             same = all(s["sources"] and s["sources"] == found[0]["sources"] for s in found)
             repository = os.path.dirname(os.path.dirname(a.root))  # <repository>/benchmarks/results
             record(os.path.relpath(path, repository), scripts=found[0]["sources"] if same else {script: "unknown"},
-                   command=shlex.join(["python", "benchmarks/run_seeds.py", *[t for t in without_root(argv_without_modes(argv)) if t != "--summary-only"]]),
+                   command=sweep_command(argv),
                    at=os.path.join(a.root, "sources.json"))
         summaries += found
     save_summaries(summaries, a.root)
     print(markdown_table(summaries))
 
 
-def without_root(argv):
-    """The command line without --root: where the results went is not part of what made them."""
+def sweep_command(argv):
+    """The sweep's command as it makes its results again: without the modes (--summary-only, --slurm, ...) and
+    without --root (where the results went is not part of what made them)."""
     kept = []
-    for token in argv:
+    for token in [token for token in argv_without_modes(argv) if token != "--summary-only"]:
         if kept and kept[-1] == "--root" and "--" not in kept:
             kept.pop()
         elif not token.startswith("--root=") or "--" in kept:
             kept.append(token)
-    return kept
+    return shlex.join(["python", "benchmarks/run_seeds.py", *kept])
 
 
 def argv_without_modes(argv):
