@@ -3,11 +3,17 @@
     python benchmarks/same_returns.py --old HEAD~1                  # every script, every flag set
     python benchmarks/same_returns.py --old main dqn_cartpole.py    # one script
     python benchmarks/same_returns.py --old main --record           # if all are the same, record it
+    python benchmarks/same_returns.py --record-returns              # this machine's returns, named
 
 The old script comes from git (`git show OLD:script`) into a folder of its own; both run each flag set below
 from an empty folder, one torch thread, and their logs are compared: every episode's return and length,
 train.csv's loss, the final evaluation (and FrozenLake's Q-table, bit for bit). On the same machine the same
 code and seed give the same bits, so "same" means a rewrite changed no number.
+
+--record-returns runs RECORDED's flag sets and writes benchmarks/recorded_returns.json: what they
+computed (a digest of it) and the machine that computed it (CPU, SIMD paths, versions). The test of
+benchmarks/test_repository.py compares exactly only on a machine that matches: another CPU takes other
+code paths in numpy and oneDNN and gives other bits, so there it checks that two runs repeat each other.
 
 --record writes benchmarks/results/equivalent.json: the new script's git blob hash is the same code, for
 every result, as the old one's. benchmarks/provenance.py reads it, so results made by the old script stay
@@ -15,6 +21,7 @@ valid for the new one without training anything again.
 """
 import argparse
 import csv
+import platform
 import hashlib
 import json
 import os
@@ -79,6 +86,51 @@ ATARI = [
 FLAG_SETS = {"dqn_cartpole.py": CARTPOLE, "double_dqn.py": CARTPOLE,
              "dueling_dqn.py": CARTPOLE, "per_dqn.py": CARTPOLE,
              "q_learning_frozenlake.py": FROZENLAKE, "dqn_atari.py": ATARI}
+
+
+# one flag set a script, the ones recorded (each runs in seconds)
+RECORDED = {"dqn_cartpole.py": CARTPOLE[1], "double_dqn.py": CARTPOLE[1],
+            "dueling_dqn.py": CARTPOLE[1], "per_dqn.py": CARTPOLE[1],
+            "q_learning_frozenlake.py": FROZENLAKE[3], "dqn_atari.py": ATARI[1]}
+RECORD = os.path.join(ROOT, "benchmarks", "recorded_returns.json")
+
+
+def machine():
+    """What decides the bits: the CPU, the SIMD paths numpy and torch take, their versions."""
+    import numpy as np
+    import torch
+    from numpy._core._multiarray_umath import __cpu_features__, __cpu_dispatch__
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f
+                     if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {"cpu": cpu, "arch": platform.machine(),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "numpy_simd": [k for k in __cpu_dispatch__ if __cpu_features__.get(k)],
+            "torch": torch.__version__, "numpy": np.__version__}
+
+
+def fingerprint(script, flags):
+    """Episodes, their returns' sum and a digest of every number a run computed."""
+    got = run(os.path.join(ROOT, script), flags)
+    if "error" in got:
+        raise RuntimeError(f"{script} failed: {got['error']}")
+    returns = [float(row[0]) for row in got["episodes"]]
+    digest = hashlib.sha256(json.dumps(got, sort_keys=True).encode())
+    return {"episodes": len(returns), "return_sum": sum(returns),
+            "digest": digest.hexdigest()[:16]}
+
+
+def record_returns():
+    runs = {}
+    for script, flags in RECORDED.items():
+        runs[script] = {"flags": flags, **fingerprint(script, flags)}
+        print(script, runs[script], flush=True)
+    with open(RECORD, "w") as f:
+        json.dump({"machine": machine(), "runs": runs}, f, indent=1)
+        f.write("\n")
 
 
 def blob(data):
@@ -152,10 +204,16 @@ def compare(script, old_ref):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("scripts", nargs="*", default=list(FLAG_SETS))
-    p.add_argument("--old", required=True, help="a git ref holding the old scripts")
+    p.add_argument("--old", help="a git ref holding the old scripts")
+    p.add_argument("--record-returns", action="store_true",
+                   help="record this machine's returns for the test of them")
     p.add_argument("--record", action="store_true",
                    help="record new = old in benchmarks/results/equivalent.json")
     a = p.parse_args()
+    if a.record_returns:
+        return record_returns()
+    if not a.old:
+        p.error("--old is needed to compare")
     unknown = [s for s in a.scripts if s not in FLAG_SETS]
     if unknown:
         p.error(f"no flag sets for {', '.join(unknown)}")
