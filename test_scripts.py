@@ -7,6 +7,7 @@ changes a comment or a default. The repository's own bookkeeping (recorded resul
 the docs' numbers, file lengths) is benchmarks/test_repository.py; the benchmark tools' tests are
 benchmarks/test_benchmarks.py.
 """
+import argparse
 import ast
 import builtins
 import csv
@@ -566,6 +567,8 @@ def _wait_for_rows(cwd, name, rows, timeout=60):
 
 TINY = ["--seed", 1, "--total-timesteps", 600, "--learning-starts", 200, "--buffer-size", 1000, "--batch-size", 32,
         "--target-network-frequency", 50, "--eval-episodes", 2]
+DQN_SCRIPTS = ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"]
+VARIANTS = DQN_SCRIPTS[1:]
 SCRIPTS = ["q_learning_frozenlake.py", "dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py", "dqn_atari.py"]
 
 
@@ -714,6 +717,59 @@ def test_epsilon_and_learning_rate_in_the_loop_follow_their_schedules(dqn, tmp_p
               "--check-frequency", "0", "--eval-episodes", "1", "--no-save-model"])
     assert np.allclose(learning_rates, [0.001 if step < 500 else 0.001 * (2000 - step) / 1500
                                         for step in range(400, 2000, 4)])
+
+
+# Each algorithm flag, checked by its effect on the numbers inside the function its value reaches (values
+# away from every default, worked out by hand): benchmarks/flag_breaks.py breaks each function in turn.
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_target_update_moves_tau_of_the_way_to_the_online_weights(script):
+    module = load_script(script)
+    online, target = module.QNetwork(3, 2, 5), module.QNetwork(3, 2, 5)
+    for param in online.parameters():
+        torch.nn.init.constant_(param, 1.0)
+    for param in target.parameters():
+        torch.nn.init.constant_(param, 0.0)
+    module.update_target_network(target, online, 0.3)
+    assert all(torch.allclose(p, torch.full_like(p, 0.3)) for p in target.parameters())
+    module.update_target_network(target, online, 0.3)  # 0.3 * 1 + 0.7 * 0.3
+    assert all(torch.allclose(p, torch.full_like(p, 0.51)) for p in target.parameters())
+    module.update_target_network(target, online, 1.0)  # tau = 1: Algorithm 1's copy
+    assert all(torch.equal(p, q) for p, q in zip(target.parameters(), online.parameters()))
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_network_width_and_outputs_follow_the_flags(script):
+    module = load_script(script)
+    q_network = module.QNetwork(3, 5, 17)
+    layers = [m for m in q_network.modules() if isinstance(m, torch.nn.Linear)]
+    assert layers[0].in_features == 3 and layers[0].out_features == 17
+    assert all(m.in_features == 17 for m in layers[1:])  # every hidden layer 17 wide
+    assert q_network(torch.zeros(2, 3)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_epsilon_and_learning_rate_schedules_against_hand_values(script):
+    module = load_script(script)
+    epsilon = [module.linear_schedule(0.8, 0.2, 400, t) for t in (0, 100, 400, 1000)]
+    assert epsilon == pytest.approx([0.8, 0.65, 0.2, 0.2])
+    args = argparse.Namespace(learning_rate=0.02, anneal_lr_start=0.5, total_timesteps=1000)
+    rates = [module.learning_rate_at(args, step) for step in (0, 499, 500, 750, 999)]
+    assert rates == pytest.approx([0.02, 0.02, 0.02, 0.01, 0.00004])
+
+
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_replay_buffer_samples_a_batch_of_the_size_asked(script):
+    module = load_script(script)
+    rng = np.random.default_rng(0)
+    if script == "per_dqn.py":
+        rb = module.PrioritizedReplayBuffer(6, 2, rng, alpha=0.6, eps=1e-6)
+    else:
+        rb = module.ReplayBuffer(6, 2, rng)
+    for i in range(9):  # 9 rows into 6 slots
+        rb.add(np.array([i, i], dtype=np.float32), 0, float(i), np.zeros(2), 0)
+    batch = rb.sample(7, "cpu") if script != "per_dqn.py" else rb.sample(7, "cpu", 0.4)
+    assert [len(x) for x in batch[:5]] == [7] * 5
+    assert set(batch[2].tolist()) <= {3.0, 4.0, 5.0, 6.0, 7.0, 8.0}  # the 6 newest rows
 
 
 def test_replay_buffer_wraps_around_and_samples_only_written_rows(dqn):
@@ -980,8 +1036,6 @@ def test_ctrl_c_stops_cleanly_with_logs_and_model(tmp_path):
     assert (run_dir / "dqn_cartpole.pt").exists()
 
 
-DQN_SCRIPTS = ["dqn_cartpole.py", "double_dqn.py", "dueling_dqn.py", "per_dqn.py"]
-VARIANTS = DQN_SCRIPTS[1:]
 
 
 def test_a_signal_during_training_is_noted_and_the_loop_stops_after_that_step(dqn, tmp_path, monkeypatch, capsys):
