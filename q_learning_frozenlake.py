@@ -1,23 +1,18 @@
 """Tabular Q-learning on FrozenLake-v1, one file, read top to bottom.
 
 Q-learning: C. Watkins, "Learning from Delayed Rewards", PhD thesis, Cambridge 1989
-(convergence proof: Watkins & Dayan, "Q-learning", Machine Learning 8, 1992). The
-update is the lecture's (Lecture 03, Part 2):
+(convergence proof: Watkins & Dayan, "Q-learning", Machine Learning 8, 1992). The update
+is the lecture's (Lecture 03, Part 2):
 
     Q(s,a) <- Q(s,a) + alpha * [r + gamma * max_a' Q(s',a') - Q(s,a)]
 
-The lecture's code gets 0.73 on most runs and 0.000 on some. Three changes make every
-seed learn the gamma-optimal policy (0.740 of the 0.744 possible within the 100-step
-limit):
-  1. no bootstrap from a *terminal* state, but bootstrap when the time limit cuts an
-     episode short (the lecture's `done = terminated or truncated` treats the clock as
-     a hole);
+The lecture's code gets 0.73 on most runs and 0.000 on some. Three changes make every seed
+learn the gamma-optimal policy (0.740 of the 0.744 possible within the 100-step limit):
+  1. no bootstrap from a *terminal* state, but bootstrap when the time limit cuts an episode
+     short (the lecture's `done = terminated or truncated` treats the clock as a hole);
   2. ties in argmax broken at random (np.argmax always picks action 0 on a tie);
-  3. epsilon and the learning rate decay over training: broad exploration early,
-     settled estimates at the end.
-
-The greedy policy is evaluated on 10,000 episodes beside the exact success of it and
-of the best policy, from the env's own transition table P. --map-name 8x8: 200 steps.
+  3. epsilon and the learning rate decay over training: broad exploration early, settled
+     estimates at the end.
 
 The lecture's names and this file's:
 
@@ -33,17 +28,9 @@ The lecture's names and this file's:
     train_q_learning(n_episodes=10000)          train(env, episodes, ...)
     rewards_per_episode                         history, runs/<run_name>/episodes.csv
     one test episode, render_mode='human'       evaluate (10,000 episodes + exact DP), --capture-video
-
-Examples:
-    python q_learning_frozenlake.py --seed 1
-    python q_learning_frozenlake.py --eval-model runs/<run_name>/q_table.npy
-    python q_learning_frozenlake.py --eval-model runs/<run_name>/q_table.npy --capture-video
-    python q_learning_frozenlake.py --map-name 8x8 --episodes 20000
-    python q_learning_frozenlake.py --map "SFFF,FHFH,FFFH,HFFG" --no-is-slippery
 """
 import argparse
 import csv
-import glob
 import json
 import math
 import os
@@ -56,21 +43,17 @@ import numpy as np
 
 SCRIPT = os.path.basename(__file__)
 
-
 # ---- Q-table
 def zero_q_table(n_states, n_actions):
-    """Q(s, a) = 0 for all s and a, as in the lecture: the whole "network" of tabular
-    Q-learning. Lists, not np.zeros: plain Python is faster on rows of 4 numbers."""
+    """Q(s, a) = 0 for all s, a, as in the lecture: the "network" of tabular Q-learning."""
     return [[0.0] * n_actions for _ in range(n_states)]
 
 def greedy_action(q_values, tie_draw):
-    """argmax_a Q(s,a), ties broken at random by a uniform draw in [0, 1). np.argmax
-    takes the *first* maximum: on the all-zero table always action 0 (LEFT), into the
-    wall; the goal is rarely reached, Q stays zero, the lecture's run can end at 0.000."""
+    """argmax_a Q(s,a), ties broken by a uniform draw in [0, 1). np.argmax takes the
+    *first* maximum: on the zero table LEFT, into the wall, and Q can stay zero."""
     max_q = max(q_values)
     best_actions = [action for action, q in enumerate(q_values) if q == max_q]
     return best_actions[int(tie_draw * len(best_actions))]
-
 
 # ---- TD update
 def td_update(q_table, obs, action, reward, next_obs, terminated, learning_rate, gamma):
@@ -80,14 +63,10 @@ def td_update(q_table, obs, action, reward, next_obs, terminated, learning_rate,
     step (the time limit) is not terminal: s' is an ordinary state the clock stopped
     in, its value is not 0, so the target bootstraps from it as Watkins' update does.
     The clock is not part of the state; a terminal there would teach Q some ice is 0."""
-    if terminated:
-        td_target = reward
-    else:
-        td_target = reward + gamma * max(q_table[next_obs])
+    td_target = reward if terminated else reward + gamma * max(q_table[next_obs])
     td_error = td_target - q_table[obs][action]
     q_table[obs][action] += learning_rate * td_error
     return td_error
-
 
 # ---- schedules
 def linear_schedule(start, end, duration, t):
@@ -99,35 +78,26 @@ def annealed_learning_rate(learning_rate, episode, episodes, anneal_lr):
     """alpha decays linearly to 0: large steps early spread the goal's reward back,
     small steps late average out the ice's noise so Q settles (the convergence proof
     asks for shrinking steps; the lecture's constant 0.1 keeps Q jittering around Q*)."""
-    if not anneal_lr:
-        return learning_rate
-    return learning_rate * (1.0 - episode / episodes)
-
+    return learning_rate * (1.0 - episode / episodes) if anneal_lr else learning_rate
 
 # ---- training loop
 def random_streams(seed):
-    """The agent's random stream and the env's seed from one --seed, independent
-    (SeedSequence.spawn): default_rng(s) and reset(seed=s) would be one stream, and
-    exploration would replay the ice's slips. The env seed has 31 bits, below the
-    evaluation's (2**32 and up)."""
+    """The agent's stream and the env's seed from one --seed, independent: with one
+    stream (default_rng(s), reset(seed=s)) exploration would replay the ice's slips."""
     agent, env = np.random.SeedSequence(seed).spawn(2)
     return np.random.default_rng(agent), int(env.generate_state(1)[0] >> 1)
 
 def train(env, episodes, learning_rate=0.1, anneal_lr=True, gamma=0.99, start_e=1.0,
-          end_e=0.1, exploration_fraction=0.5, seed=1, print_every=0, writer=None,
-          q_table=None):
+          end_e=0.1, exploration_fraction=0.5, seed=1, print_every=0, writer=None, q_table=None):
     """Epsilon-greedy Q-learning: the Q-table and a row (episode, return, length,
-    epsilon, learning_rate) per episode, also to `writer` (a csv.writer); a progress
-    line every `print_every` episodes. A `q_table` of lists is trained in place."""
+    epsilon, learning_rate) per episode, also to `writer`; `q_table`: trained in place."""
     n_actions, max_steps = env.action_space.n, env.spec.max_episode_steps
-    # all of the agent's randomness; the env has its own
-    rng, env_seed = random_streams(seed)
+    rng, env_seed = random_streams(seed)  # the agent's randomness; the env has its own
     if q_table is None:
         q_table = zero_q_table(env.observation_space.n, n_actions)
     history, start_time = [], time.time()
     for episode in range(episodes):
-        duration = exploration_fraction * episodes
-        epsilon = linear_schedule(start_e, end_e, duration, episode)
+        epsilon = linear_schedule(start_e, end_e, exploration_fraction * episodes, episode)
         alpha = annealed_learning_rate(learning_rate, episode, episodes, anneal_lr)
         # the episode's draws in 3 numpy calls, not 3 per step
         explore_draws = rng.random(max_steps).tolist()
@@ -137,15 +107,13 @@ def train(env, episodes, learning_rate=0.1, anneal_lr=True, gamma=0.99, start_e=
         obs, _ = env.reset(seed=env_seed if episode == 0 else None)
         episode_return, step = 0.0, 0
         while True:
-            # Epsilon-greedy: with probability epsilon a random action, else
-            # argmax_a Q(s, a) (ties at random).
+            # epsilon-greedy: a random action with probability epsilon, else argmax_a Q
             if explore_draws[step] < epsilon:
                 action = random_actions[step]
             else:
                 action = greedy_action(q_table[obs], tie_draws[step])
             next_obs, reward, terminated, truncated, _ = env.step(action)
-            # `terminated`, not the lecture's `done = terminated or truncated`: a
-            # time-limit stop still bootstraps
+            # `terminated`, not `done = terminated or truncated`: the clock bootstraps
             td_update(q_table, obs, action, reward, next_obs, terminated, alpha, gamma)
             obs = next_obs
             episode_return += reward
@@ -158,17 +126,14 @@ def train(env, episodes, learning_rate=0.1, anneal_lr=True, gamma=0.99, start_e=
         if print_every and (episode + 1) % print_every == 0:
             recent = [row[1] for row in history[-1000:]]
             speed = (episode + 1) / max(time.time() - start_time, 1e-9)
-            print(f"episode {episode + 1}/{episodes}  {speed:,.0f} episodes/s  "
-                  f"success (last {len(recent)}) {np.mean(recent):.3f}  "
-                  f"epsilon {epsilon:.3f}  alpha {alpha:.4f}")
+            print(f"episode {episode + 1}/{episodes}  {speed:,.0f} episodes/s  success (last "
+                  f"{len(recent)}) {np.mean(recent):.3f}  epsilon {epsilon:.3f}  alpha {alpha:.4f}")
     return np.array(q_table), history
-
 
 # ---- evaluation
 def evaluation_seed(seed, stream):
-    """Evaluation stream `stream` (1: simulated episodes, 2, 3, ...: videos) of `seed`:
-    SeedSequence reads seed + stream * 2**32 as the entropy [seed, stream]. Training
-    spawns from SeedSequence(seed), its env seed is below 2**31: no two streams meet."""
+    """Evaluation stream `stream` (1: simulated, 2, 3, ...: videos) of `seed`: the
+    SeedSequence entropy [seed, stream], which no training stream shares."""
     return seed + stream * 2**32
 
 def transition_arrays(env):
@@ -177,16 +142,13 @@ def transition_arrays(env):
     P = env.unwrapped.P
     width = max(len(P[s][a]) for s in P for a in P[s])
     pad = [(0.0, 0, 0.0, True)]
-    table = np.array([[P[s][a] + pad * (width - len(P[s][a])) for a in P[s]]
-                      for s in P])
-    next_state = table[..., 1].astype(np.int64)
-    return table[..., 0], next_state, table[..., 2], table[..., 3].astype(bool)
+    table = np.array([[P[s][a] + pad * (width - len(P[s][a])) for a in P[s]] for s in P])
+    return (table[..., 0], table[..., 1].astype(np.int64), table[..., 2],
+            table[..., 3].astype(bool))
 
 def simulate_success_rate(env, policy, episodes, rng):
-    """The fraction of `episodes` episodes of a policy, played at once, that reach the
-    goal in time: the env simulated exactly as FrozenLakeEnv.step does (draw u ~ U[0,1),
-    take the first k of P[s][a] whose cumulative probability exceeds u), 10,000
-    episodes per numpy call instead of one env.step at a time."""
+    """The fraction of `episodes` episodes that reach the goal in time, in numpy, each
+    step as FrozenLakeEnv.step's: the first k whose cumulative P exceeds u ~ U[0,1)."""
     prob, next_state, reward, terminated = transition_arrays(env)
     cumulative = np.cumsum(prob[np.arange(len(policy)), policy], axis=1)
     start_probs = env.unwrapped.initial_state_distrib
@@ -204,38 +166,28 @@ def simulate_success_rate(env, policy, episodes, rng):
     return successes / episodes
 
 def exact_success_probability(env, policy=None):
-    """P(goal within the time limit) by dynamic programming over P: success[s] = P(goal
-    within the t steps left | s) is 0 at t = 0, and each extra step
+    """P(goal in time) by dynamic programming: P(goal within t steps | s) is 0 at t = 0;
     success[s] = sum_k prob[s,a,k] * (reward + (not terminated) * success[next_state])
-    with a = policy[s], or without a policy the best a for the steps left (the optimum:
-    it may act differently near the time limit, so no fixed policy does better)."""
+    with a = policy[s], or else the best a for the steps left (the optimum)."""
     prob, next_state, reward, terminated = transition_arrays(env)
     success = np.zeros(prob.shape[0])
     for _ in range(env.spec.max_episode_steps):
         by_action = (prob * (reward + ~terminated * success[next_state])).sum(axis=2)
-        if policy is None:
-            success = by_action.max(axis=1)
-        else:
-            success = by_action[np.arange(len(policy)), policy]
+        success = (by_action.max(axis=1) if policy is None
+                   else by_action[np.arange(len(policy)), policy])
     return float(env.unwrapped.initial_state_distrib @ success)
 
 def evaluate(env, q_table, episodes, seed):
-    """The greedy policy (the lecture's select_action(state, training=False), ties at
-    random), its simulated success, and the exact success of it and of the best."""
+    """The greedy policy (the lecture's select_action(state, training=False)), its
+    simulated success, and the exact success of it and of the best."""
     rng = np.random.default_rng(evaluation_seed(seed, 1))  # not shifted by training
-    rows = np.asarray(q_table).tolist()
-    policy = np.array([greedy_action(q_values, rng.random()) for q_values in rows])
-    success_rate = float(simulate_success_rate(env, policy, episodes, rng))
-    return {"success_rate": success_rate, "episodes": episodes,
-            "exact_this_policy": exact_success_probability(env, policy),
+    policy = np.array([greedy_action(q, rng.random()) for q in np.asarray(q_table).tolist()])
+    return {"success_rate": float(simulate_success_rate(env, policy, episodes, rng)),
+            "episodes": episodes, "exact_this_policy": exact_success_probability(env, policy),
             "best_achievable": exact_success_probability(env),
-            "max_episode_steps": env.spec.max_episode_steps,
-            "policy": policy.tolist()}
+            "max_episode_steps": env.spec.max_episode_steps, "policy": policy.tolist()}
 
-
-# ==== plumbing
-# What runs the lesson: the env, flags and their checks, files, printing, main().
-
+# ===== plumbing
 def make_env(map_name="4x4", custom_map=None, is_slippery=True,
              max_episode_steps=None, render_mode=None):
     """FrozenLake (custom_map: a list of rows in place of map_name)."""
@@ -245,7 +197,7 @@ def make_env(map_name="4x4", custom_map=None, is_slippery=True,
                     render_mode=render_mode)
 
 def load_q_table(path, shape):
-    """A saved Q-table, never read as a pickle (one can run code)."""
+    """A saved Q-table (never a pickle: one can run code), or a ValueError."""
     try:
         q_table = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
@@ -255,22 +207,15 @@ def load_q_table(path, shape):
         raise ValueError(f"{path} is not a saved model of {SCRIPT} for this map")
     return q_table.astype(np.float64)
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
-                    argparse.RawDescriptionHelpFormatter):
-    """--help shows every flag's default, and the examples as written."""
-
 def parse_args(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    top, examples = __doc__.split("Examples:\n")
-    p = argparse.ArgumentParser(description=top.splitlines()[0],
-                                epilog="examples:\n" + examples, allow_abbrev=False,
-                                formatter_class=HelpFormatter, exit_on_error=False)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                exit_on_error=False)
     yes_no = argparse.BooleanOptionalAction
     g = p.add_argument_group("algorithm")
     g.add_argument("--episodes", type=int, default=10_000, help="training episodes")
     g.add_argument("--learning-rate", type=float, default=0.1, help="alpha at first")
-    g.add_argument("--anneal-lr", action=yes_no, default=True,
-                   help="decay alpha linearly to 0")
+    g.add_argument("--anneal-lr", action=yes_no, default=True, help="decay alpha to 0")
     g.add_argument("--gamma", type=float, default=0.99, help="the discount factor")
     g.add_argument("--start-e", type=float, default=1.0, help="epsilon at first")
     g.add_argument("--end-e", type=float, default=0.1, help="epsilon after the decay")
@@ -286,60 +231,53 @@ def parse_args(argv=None):
     g = p.add_argument_group("run and logs")
     g.add_argument("--exp-name", default=SCRIPT[:-3], help="part of the run's name")
     g.add_argument("--seed", type=int, default=1, help="seeds agent, env, evaluation")
-    g.add_argument("--save-model", action=yes_no, default=True,
-                   help="save the Q-table as q_table.npy")
+    g.add_argument("--save-model", action=yes_no, default=True, help="save q_table.npy")
     g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-episodes", type=int, default=10_000,
-                   help="simulated greedy episodes")
+    g.add_argument("--eval-episodes", type=int, default=10_000, help="greedy episodes")
     g.add_argument("--eval-model", "--eval-q-table",
                    help="evaluate this q_table.npy with its run's args.json")
-    g.add_argument("--capture-video", action="store_true",
-                   help="record greedy episodes to videos/")
-    g.add_argument("--video-episodes", type=int, default=1,
-                   help="episodes --capture-video records")
+    g.add_argument("--capture-video", action="store_true", help="record greedy episodes")
+    g.add_argument("--video-episodes", type=int, default=1, help="episodes to record")
     try:
         args, unknown = p.parse_known_args(argv)
         path = os.path.join(os.path.dirname(args.eval_model or ""), "args.json")
         if args.eval_model and os.path.isfile(path):  # the saved run's settings
             with open(path) as f:
                 saved = json.load(f)
-            if saved.get("script") != SCRIPT:
-                fail(f"{args.eval_model} is from {saved.get('script')}: use that")
-            p.set_defaults(**{k: v for k, v in saved.items() if k in vars(args)},
-                           eval_model=None, capture_video=False)
+            if saved.get("script", SCRIPT) != SCRIPT:
+                fail(f"{args.eval_model} was saved by {saved['script']}; "
+                     "evaluate it with that script")
+            saved["capture_video"] = False
+            p.set_defaults(**{k: v for k, v in saved.items() if k in vars(args)})
             args = p.parse_known_args(argv)[0]  # but for the flags typed now
-    except argparse.ArgumentError as e:  # an unknown choice, "abc" for a number
+    except argparse.ArgumentError as e:  # "abc" for a number, a wrong choice
         fail(e)
     if unknown:
         fail(f"unrecognized arguments: {' '.join(unknown)}")
-    if "--map-name" in [a.split("=")[0] for a in argv]:
-        args.map = None  # a saved run's custom map gives way to the one named now
     for names, low, high in [("episodes eval_episodes video_episodes", 1, math.inf),
                              ("learning_rate gamma start_e end_e", 0, 1),
                              ("exploration_fraction", 0, 1), ("seed", 0, 2**32 - 1)]:
         for name in names.split():  # nan is in no range
-            value = getattr(args, name)
-            if not low <= value <= high or name == "learning_rate" and value == 0:
-                fail(f"--{name.replace('_', '-')} must be a finite number in "
-                     f"[{low}, {high}] (a learning rate above 0), got {value}")
+            value, flag = getattr(args, name), "--" + name.replace("_", "-")
+            if name == "learning_rate" and value == 0:
+                fail(f"{flag} must be above 0")
+            if not low <= value <= high:
+                fail(f"{flag} must be a finite number in [{low}, {high}], got {value}")
     return args
 
 def custom_map(text):
-    """'SFFF, FHFH,FFFH,HFFG' -> 'SFFF,FHFH,FFFH,HFFG', or why it is no map."""
     rows = [row.strip() for row in text.split(",")]
     letters = set("".join(rows))
     if len({len(row) for row in rows}) > 1 or not {"S", "G"} <= letters <= set("SFHG"):
-        raise argparse.ArgumentTypeError("needs rows of equal length of S, F, H, G "
-                                         f"with a start S and a goal G, got {text!r}")
+        raise argparse.ArgumentTypeError("needs equal rows of SFHG with an S and a G")
     return ",".join(rows)
 
-def fail(message):  # bad input: one line and exit code 2, never a traceback
+def fail(message):  # bad input: one line, exit code 2, no traceback
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
 
 def show(args, env, q_table, source, video_dir):
-    """Evaluates the greedy policy, prints the result, and with --capture-video
-    records greedy episodes at the env's frame rate (evaluation streams 2, 3, ...)."""
+    """Evaluates and prints; --capture-video: greedy episodes (streams 2, 3, ...)."""
     r = evaluate(env, q_table, args.eval_episodes, args.seed)
     print(f"result: {r['success_rate']:.4f} greedy success rate over {r['episodes']} "
           f"episodes: {source} (exact: {r['exact_this_policy']:.4f}; best achievable: "
@@ -349,15 +287,14 @@ def show(args, env, q_table, source, video_dir):
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame draws off screen
     env = make_env(args.map_name, args.map and args.map.split(","), args.is_slippery,
                    render_mode="rgb_array")
-    env = gym.wrappers.RecordVideo(env, video_dir, lambda episode: True,
-                                   disable_logger=True)
+    env = gym.wrappers.RecordVideo(env, video_dir, lambda e: True, disable_logger=True)
     for episode in range(args.video_episodes):
         obs, _ = env.reset(seed=evaluation_seed(args.seed, 2 + episode))
         terminated = truncated = False
         while not (terminated or truncated):
             obs, _, terminated, truncated, _ = env.step(r["policy"][obs])
     env.close()  # also writes the last video
-    return r, len(glob.glob(f"{video_dir}/*.mp4"))
+    return r, len(os.listdir(video_dir))
 
 def main(argv=None):
     args = parse_args(argv)
@@ -382,17 +319,14 @@ def main(argv=None):
         with open(f"{run_dir}/args.json", "w") as f:
             json.dump({**vars(args), "script": SCRIPT}, f, indent=2)
         q_table = zero_q_table(*shape)  # trained in place: a stopped run still saves it
-        start_time = time.time()
-        # line-buffered: each row is on disk as soon as it is written
+        # line-buffered: each row is on disk at once
         with open(f"{run_dir}/episodes.csv", "w", newline="", buffering=1) as f:
             writer = csv.writer(f)
             writer.writerow(["episode", "return", "length", "epsilon", "learning_rate"])
-            q_table, history = train(
+            q_table, _ = train(
                 env, args.episodes, args.learning_rate, args.anneal_lr, args.gamma,
                 args.start_e, args.end_e, args.exploration_fraction, args.seed,
                 min(10_000, max(1, math.ceil(args.episodes / 10))), writer, q_table)
-        steps, seconds = sum(row[2] for row in history), time.time() - start_time
-        print(f"trained {args.episodes} episodes, {steps} steps in {seconds:.1f} s")
         model = f"{run_dir}/q_table.npy"
         if args.save_model:
             np.save(model, q_table)
@@ -400,10 +334,9 @@ def main(argv=None):
         result, count = show(args, env, q_table, "the final Q-table", videos)
         with open(f"{run_dir}/eval.json", "w") as f:
             json.dump(result, f, indent=2, allow_nan=False)
-        files = ["args.json", "episodes.csv", "q_table.npy", "eval.json"]
-        files = ", ".join(files[:2] + files[3 - args.save_model:])
+        files = "args.json, episodes.csv, " + "q_table.npy, " * args.save_model
         videos = f", {videos}/ ({count} mp4)" if count else ""
-        print(f"files:  {run_dir}/ ({files})" + videos)
+        print(f"files:  {run_dir}/ ({files}eval.json)" + videos)
         plot = os.path.join(os.path.dirname(__file__), "benchmarks/plot_results.py")
         print(f"plot:   python {os.path.relpath(plot)} {run_dir}")
         script = os.path.relpath(__file__)  # the commands run as printed from here
@@ -412,19 +345,13 @@ def main(argv=None):
             print(f"video:  python {script} --eval-model {model} --capture-video")
         else:
             print("again:  the Q-table was not saved (--no-save-model)")
-    except OSError as e:  # no space left, no permission: which file and why
-        print(f"error: cannot write {e.filename or run_dir}: {e.strerror}",
-              file=sys.stderr)
+    except OSError as e:  # a full disk, no permission: which file, why
+        print(f"error: cannot write {e.filename}: {e.strerror}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback, exit code 130
-        if q_table is not None and args.save_model:  # the log so far, and the table
-            np.save(f"{run_dir}/q_table.npy", np.asarray(q_table))
-        what = "interrupted (Ctrl-C)"
-        if q_table is not None:
-            what += ": episodes.csv is complete up to here"
+    except KeyboardInterrupt:  # Ctrl-C: the table saved, one line
         if q_table is not None and args.save_model:
-            what += ", the Q-table is saved"
-        print(what, file=sys.stderr)
+            np.save(f"{run_dir}/q_table.npy", np.asarray(q_table))
+        print("interrupted (Ctrl-C)", file=sys.stderr)
         sys.exit(130)
     finally:
         env.close()
