@@ -345,8 +345,8 @@ def main(argv=None):
             print(f"video:  python {script} --eval-model {model} --capture-video")
         else:
             print("again:  the Q-table was not saved (--no-save-model)")
-    except OSError as e:  # a full disk, no permission: which file, why
-        print(f"error: cannot write {e.filename}: {e.strerror}", file=sys.stderr)
+    except OSError as e:  # a full disk, no permission
+        print(f"error: cannot write {e.filename or run_dir}: {e.strerror}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:  # Ctrl-C: the table saved, one line
         if q_table is not None and args.save_model:
