@@ -255,6 +255,20 @@ def test_fl_training_loop_bootstraps_when_truncated():
     assert q_table[0, _FL_RIGHT] == pytest.approx(0.81)
 
 
+def test_fl_schedules_and_env_follow_their_arguments():
+    """Each algorithm flag's value, at values away from every default, inside the function it reaches."""
+    fl = load_script("q_learning_frozenlake.py")
+    epsilon = [fl.linear_schedule(0.8, 0.2, 400, t) for t in (0, 100, 400, 1000)]
+    assert epsilon == pytest.approx([0.8, 0.65, 0.2, 0.2])
+    alpha = [fl.annealed_learning_rate(0.3, e, 600, True) for e in (0, 150, 599)]
+    assert alpha == pytest.approx([0.3, 0.225, 0.0005])
+    assert fl.annealed_learning_rate(0.3, 150, 600, False) == 0.3
+    env = fl.make_env("8x8", None, False)
+    assert env.unwrapped.desc.shape == (8, 8) and len(env.unwrapped.P[9][0]) == 1  # no slips
+    env = fl.make_env("4x4", ["SFFH", "FFFG"], True)
+    assert env.unwrapped.desc.shape == (2, 4) and len(env.unwrapped.P[1][0]) == 3  # slips
+
+
 def test_fl_ties_are_broken_at_random():
     fl = load_script("q_learning_frozenlake.py")
     draws = np.random.default_rng(0).random(4000)
