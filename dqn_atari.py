@@ -10,8 +10,8 @@ with an image network and a replay buffer that stores each frame once.
     python dqn_atari.py --env-id BreakoutNoFrameskip-v4 --cuda  # 10M steps, a GPU
     python dqn_atari.py --total-timesteps 250000 --buffer-size 100000 \\
         --learning-starts 10000 --exploration-fraction 0.4  # a CPU-sized run (README)
-    python dqn_atari.py --eval-model runs/<run_name>/dqn_atari.pt --capture-video  # watch it
-    python dqn_atari.py --resume runs/<run_name>  # go on from its last checkpoint (after a kill)
+    python dqn_atari.py --eval-model runs/<run_name>/dqn_atari.pt --capture-video  # watch a saved model
+    python dqn_atari.py --resume runs/<run_name>  # go on from its last checkpoint (after a kill, SIGTERM)
 
 Lecture 03's names (its DQN code, Parts 3-5) and this file's:
   DQN (the Atari network)         QNetwork
@@ -128,23 +128,19 @@ class ReplayBuffer:
     which starts no transition, so a truncated game still has its true s'. 1,000,000
     transitions: 7.1 GB instead of 28 GB for whole stacks (56 GB with s' stored as well).
     """
-    # a frame, action, reward and three flags
-    BYTES_PER_SLOT = FRAME_SHAPE[0] * FRAME_SHAPE[1] + 5
+    BYTES_PER_SLOT = FRAME_SHAPE[0] * FRAME_SHAPE[1] + 5  # a frame, action, reward and three flags
 
     def __init__(self, capacity, num_envs, rng):
         slots = capacity // num_envs
         shape = (num_envs, slots)
         self.frames = np.zeros((*shape, *FRAME_SHAPE), dtype=np.uint8)
-        self.actions = np.zeros(shape, dtype=np.uint8)  # at most 18 actions
+        self.actions = np.zeros(shape, dtype=np.uint8)  # at most 18 Atari actions
         self.rewards = np.zeros(shape, dtype=np.int8)  # clipped to -1, 0, 1
         self.terminated = np.zeros(shape, dtype=bool)
-        # the first frame of an episode (a new game)
-        self.first = np.zeros(shape, dtype=bool)
-        # a transition starts here: its s' is written
-        self.valid = np.zeros(shape, dtype=bool)
+        self.first = np.zeros(shape, dtype=bool)  # the first frame of an episode (a new game)
+        self.valid = np.zeros(shape, dtype=bool)  # a transition starts here: its s' is written
         self.slots, self.num_envs, self.rng = slots, num_envs, rng
-        # the slot written next, per env
-        self.pos = np.zeros(num_envs, dtype=np.int64)
+        self.pos = np.zeros(num_envs, dtype=np.int64)  # the slot written next, per env
         self.size = np.zeros(num_envs, dtype=np.int64)
 
     def _write(self, env, frame, first):
@@ -161,8 +157,7 @@ class ReplayBuffer:
         for i in range(self.num_envs):
             if episode_start[i]:
                 self._write(i, obs[i, -1], first=True)
-            # the slot holding obs[i]'s newest frame
-            slot = (self.pos[i] - 1) % self.slots
+            slot = (self.pos[i] - 1) % self.slots  # the slot holding obs[i]'s newest frame
             self.actions[i, slot] = actions[i]
             self.rewards[i, slot] = rewards[i]
             self.terminated[i, slot] = terminated[i]
@@ -205,8 +200,7 @@ class ReplayBuffer:
         batch = (obs, self.actions[env, slot].astype(np.int64),
                  self.rewards[env, slot].astype(np.float32), next_obs,
                  self.terminated[env, slot].astype(np.float32))
-        # frames go to the device as uint8
-        return [torch.from_numpy(x).to(device) for x in batch]
+        return [torch.from_numpy(x).to(device) for x in batch]  # frames go to the device as uint8
 
 
 # ---------------- schedule
@@ -240,8 +234,7 @@ def td_loss(q_network, target_network, batch, gamma, loss_fn, bf16=False):
                                   terminated_b, gamma)
     with torch.autocast(obs_b.device.type, torch.bfloat16, enabled=bf16):
         q_values = q_network(obs_b)
-    # Q(s, a; θ)
-    q_taken = q_values.float().gather(1, actions_b.unsqueeze(1)).squeeze(1)
+    q_taken = q_values.float().gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
     # (y - Q(s, a; θ))², or Huber with --loss huber
     return loss_fn(q_taken, td_target), q_taken
 
@@ -292,7 +285,7 @@ def train(args, envs, q_network, device, logs, checkpoint=None):
     # report
     episode_returns = np.zeros(args.num_envs)
     episode_lengths = np.zeros(args.num_envs, dtype=int)
-    # &= below: in place, on the device; what a stop looks at before it saves
+    # &= below: in place, on the device; what a stop looks at before it saves the model
     losses_finite = torch.ones((), dtype=torch.bool, device=device)
     global_step, logs.losses_finite = start_step, losses_finite
     # a whole number: parse_args rounds the budget up
@@ -527,11 +520,15 @@ def parse_args(argv=None):
             x, least = vars(args)[name], float(low[1:])
             if x is not None and not (math.isfinite(x) and x <= high and (
                     x > least or x == least and low[0] == "[")):
-                fail(f"--{name.replace('_', '-')} must be in {low}, {high}], not {x}")
+                bound = f"in {low}, {high}]" if high < math.inf else (
+                    f">{'=' * (low[0] == '[')} {low[1:]}")
+                fail(f"argument --{name.replace('_', '-')}: must be a finite number {bound}, "
+                     f"got {x}")
     if args.capture_video and not importlib.util.find_spec("imageio_ffmpeg"):
         fail("--capture-video needs imageio-ffmpeg: pip install moviepy")
     if args.bf16 and not bf16_supported(args.cuda):
-        fail("--bf16: no fast bfloat16 here (a CPU needs AVX512-BF16 or AMX)")
+        where = "GPU" if args.cuda and torch.cuda.is_available() else "CPU"
+        fail(f"--bf16: this {where} has no fast bfloat16 (a CPU needs AVX512-BF16 or AMX)")
     if args.batch_size > args.buffer_size:
         fail("--batch-size cannot exceed --buffer-size")
     if args.buffer_size // args.num_envs < 2 * STACK:
@@ -551,7 +548,6 @@ def parse_args(argv=None):
 
 
 def run_settings(given, resume):
-    """args.json of the run to resume, or of the run beside a model ({} if none)."""
     folder = given if resume else os.path.dirname(given)
     path, flag = os.path.join(folder, "args.json"), f"--resume {given}: " * bool(resume)
     if resume and not os.path.isfile(path):
@@ -573,7 +569,7 @@ def run_settings(given, resume):
 
 
 class BadInput(ValueError):
-    """Input that cannot be run: main() says why in one line, exit code 2."""
+    """Bad input: main() says why in one line, exit code 2."""
 
 
 def fail(message):
@@ -582,7 +578,8 @@ def fail(message):
 
 
 def atari_game(env_id):
-    """'BreakoutNoFrameskip-v4', 'ALE/Breakout-v5' -> 'breakout' (the ROM's name)."""
+    """'BreakoutNoFrameskip-v4' or 'ALE/Breakout-v5' -> 'breakout', the ROM name
+    AtariVectorEnv takes."""
     try:
         game = gym.spec(env_id).kwargs.get("game")
     except gym.error.Error as e:
@@ -627,7 +624,7 @@ def random_streams(seed, num_envs, resumed_at=0):
 
 
 def check_memory(args):
-    """Refuse a replay memory that does not fit in RAM now: it gets filled."""
+    """Refuse a replay memory that does not fit in RAM now (it gets filled)."""
     with contextlib.suppress(OSError, StopIteration), open("/proc/meminfo") as f:
         free = next(int(x.split()[1]) * 1024 for x in f if "MemAvail" in x)
         need = 0.4e9 + ReplayBuffer.BYTES_PER_SLOT * args.buffer_size  # 0.4: torch
@@ -746,7 +743,6 @@ def remove_checkpoints(run_dir, keep=()):
 
 
 def load_checkpoint(run_dir):
-    """The checkpoint of run_dir, read whole before anything changes."""
     if not os.path.isfile(path := os.path.join(run_dir, "checkpoint.pt")):
         raise BadInput(f"--resume {run_dir}: no checkpoint there")
     try:
@@ -796,12 +792,12 @@ def write_video(frames, path):
 
 
 class Stopped(BaseException):
-    """Ctrl-C (exit 130) or SIGTERM (exit 143), raised with the steps done."""
+    """Ctrl-C (exit 130) or SIGTERM (exit 143)."""
     signum, training = None, False
 
 
 def on_signal(signum, frame):
-    """In training, train() stops between two steps; elsewhere, stop at once."""
+    """In training, train() stops between two steps; elsewhere at once."""
     Stopped.signum = signum
     if not Stopped.training:
         raise Stopped
