@@ -3,10 +3,10 @@
     python benchmarks/bench_atari_checkpoint.py --dir /some/disk/folder       # 1M transitions: 7.1 GB on disk, ~15 GB RAM
     python benchmarks/bench_atari_checkpoint.py --dir /tmp/ckpt --buffer-size 100000
 
-The buffer is filled with synthetic frames (random bytes: np.save does not compress, so the bytes written are the
+The buffer is filled with synthetic frames (random bytes: np.savez does not compress, so the bytes written are the
 same as a real game's), every slot written; the networks and Adam have taken one gradient step. It times
-save_checkpoint() (files fsync'ed, renamed, checkpoint.json written), then load_checkpoint() and restore() into a
-fresh buffer, and deletes the checkpoint folder at the end. With --drop-caches (root on Linux) the page cache is
+save_checkpoint() (checkpoint-<step>.npz and checkpoint.pt, each written aside and renamed), then load_checkpoint()
+and restore() into a fresh buffer, and deletes the run folder at the end. With --drop-caches (root on Linux) the page cache is
 emptied before the load, as on a machine that starts the resumed run cold.
 """
 import argparse
@@ -25,8 +25,8 @@ class FakeLogs:
     def __init__(self, run_dir):
         self.run_dir = run_dir
 
-    def state(self):
-        return {"episodes.csv": 0, "train.csv": 0, "next_train_log": 0, "next_print": 0}
+    def state(self, step):
+        return {"step": step, "train_log": 0, "print": 0, "episodes": 0, "train": 0}
 
 
 def main():
@@ -40,7 +40,6 @@ def main():
     spec.loader.exec_module(dqn)
     torch = dqn.torch
     torch.set_num_threads(1)
-    args = dqn.parse_args(["--buffer-size", str(a.buffer_size), "--total-timesteps", str(10 * a.buffer_size)])
     run_dir = os.path.join(a.dir, "run")
     os.makedirs(run_dir)
     for name in ("episodes.csv", "train.csv"):
@@ -63,20 +62,20 @@ def main():
     start = time.time()
     dqn.save_checkpoint(FakeLogs(run_dir), a.buffer_size, q_network, target_network, optimizer, rb, rng, [1.0])
     write_s = time.time() - start
-    folder = os.path.join(run_dir, f"checkpoint-{a.buffer_size}")
-    size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
+    files = ["checkpoint.pt", f"checkpoint-{a.buffer_size}.npz"]
+    size = sum(os.path.getsize(os.path.join(run_dir, f)) for f in files)
     print(f"checkpoint: {size / 1e9:.2f} GB ({size:,} bytes) for {a.buffer_size:,} transitions, written in {write_s:.1f} s "
-          f"({size / 1e9 / write_s:.2f} GB/s, fsync'ed)")
+          f"({size / 1e9 / write_s:.2f} GB/s)")
     del rb
     if a.drop_caches:
         subprocess.run(["sync"])
         with open("/proc/sys/vm/drop_caches", "w") as f:
             f.write("3\n")
     start = time.time()
-    checkpoint = dqn.load_checkpoint(run_dir, args, dqn.QNetwork(4))
+    checkpoint = dqn.load_checkpoint(run_dir)
     fresh = dqn.ReplayBuffer(a.buffer_size, 1, np.random.default_rng(1))
     q2, t2 = dqn.QNetwork(4), dqn.QNetwork(4)
-    step = checkpoint.restore(q2, t2, torch.optim.Adam(q2.parameters(), lr=1e-4), fresh, np.random.default_rng(1), [])
+    step = dqn.restore(checkpoint, q2, t2, torch.optim.Adam(q2.parameters(), lr=1e-4), fresh, np.random.default_rng(1), [])
     load_s = time.time() - start
     print(f"load and restore: {load_s:.1f} s ({'page cache emptied first' if a.drop_caches else 'page cache warm'}), "
           f"step {step}, {int(fresh.size.sum()):,} slots back")

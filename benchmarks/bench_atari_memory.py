@@ -40,7 +40,7 @@ def main():
     if a.per_unit:
         return per_unit(dqn, a.probe_batch)
     args = dqn.parse_args(["--num-envs", "1", "--buffer-size", str(a.buffer_size)])
-    dqn.check_memory(args, dqn.torch.device("cpu"))
+    dqn.check_memory(args)
 
     envs = dqn.make_envs(args, 1)
     rng = np.random.default_rng(0)
