@@ -13,6 +13,8 @@ Every figure in docs/ has one too: the result files it was drawn from, by their 
 out of date when a script it names has changed since; a figure, when one of its results has.
 test_scripts.py runs the same check: change a script and the test names every result and figure to redo.
 
+A rewrite that changes no number (checked by benchmarks/same_returns.py, which runs the old and the new script
+side by side and records the pair in benchmarks/results/equivalent.json) keeps every result valid.
 A change that cannot change a number (a comment, a blank line) still changes the hash. Then --verify re-runs one
 seed of each summary that ran the script and compares its episode returns, one by one, with the committed run's:
 on CPU a seed gives the same returns run after run, so equal returns show the result is still this code's.
@@ -77,9 +79,22 @@ def summary_key(s):
     return f"summary.json: {s['script']} {s['env_id']} {s['flags_tag']} seeds {s['seeds']}"
 
 
+def same_code(path):
+    """The hashes that count as the script here: its own, and those of older versions that
+    benchmarks/same_returns.py ran side by side with it and found giving the same numbers bit for
+    bit (benchmarks/results/equivalent.json: new hash -> the old one it was compared with)."""
+    equivalent = load(os.path.join(RESULTS, "equivalent.json"))
+    names, h = set(), blob(path)
+    while h and h not in names:
+        names.add(h)
+        h = equivalent.get(h, {}).get("same_as")
+    return names
+
+
 def changed(scripts):
     """The scripts among these whose content is not the one recorded (or that are gone)."""
-    return [p for p, h in (scripts or {}).items() if not os.path.exists(os.path.join(ROOT, p)) or blob(p) != h]
+    return [p for p, h in (scripts or {}).items()
+            if not os.path.exists(os.path.join(ROOT, p)) or h not in same_code(p)]
 
 
 def out_of_date():
@@ -109,7 +124,7 @@ def unrecorded():
     for folder, dirs, files in os.walk(RESULTS):
         dirs[:] = [d for d in dirs if d not in ("runs", "slurm") and not d.startswith(".")]
         paths += [os.path.relpath(os.path.join(folder, name), ROOT) for name in files
-                  if name not in ("summary.json", "sources.json") and not name.startswith(".")]
+                  if name not in ("summary.json", "sources.json", "equivalent.json") and not name.startswith(".")]
     covered = lambda path: any(path == key or path.startswith(key.rstrip("/") + "/") for key in known)  # noqa: E731
     return sorted(path for path in paths if not covered(path))
 

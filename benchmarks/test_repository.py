@@ -248,6 +248,18 @@ def test_provenance_names_a_result_whose_script_changed(tmp_path, monkeypatch):
     stale = dict(provenance.out_of_date())
     assert set(stale) == {"summary.json: train.py E defaults seeds 1-2", "benchmarks/results/numbers.json"}
     assert "python train.py" in stale["benchmarks/results/numbers.json"]
+    # a rewrite that same_returns.py found giving the same numbers carries the stamps over; an
+    # equivalence to some other version does not
+    print_2 = provenance.hashes(["train.py"])["train.py"]
+    (tmp_path / "train.py").write_text("print(2)  # the same program\n")
+    (results / "equivalent.json").write_text(json.dumps({provenance.blob("train.py"): {"same_as": print_2}}))
+    assert len(provenance.out_of_date()) == 2
+    (tmp_path / "train.py").write_text("print(1)\n")
+    first = provenance.hashes(["train.py"])["train.py"]
+    (tmp_path / "train.py").write_text("print(1)  # the same program\n")
+    (results / "equivalent.json").write_text(json.dumps({provenance.blob("train.py"): {"same_as": first}}))
+    assert provenance.out_of_date() == [] and provenance.unrecorded() == []
+    (results / "equivalent.json").unlink()
     (tmp_path / "train.py").write_text("print(1)\n")
     (results / "numbers.json").write_text('{"a": 1}')
     assert [what for what, _ in provenance.out_of_date()] == ["docs/figure.png"]
