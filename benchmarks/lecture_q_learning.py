@@ -43,7 +43,7 @@ Interface (the same as the lecture's, which is what bench_q_learning.py calls):
     seeds np.random beforehand. train_q_learning makes its env with the module-level `gym.make(env_name)`,
     which bench_q_learning.py replaces to count steps.
 
-Usage: python benchmarks/lecture_q_learning.py [--seed 1] [--episodes 10000] [--fix NAME[,NAME]]
+Usage: python benchmarks/lecture_q_learning.py [--seed 1] [--episodes 10000] [--fix NAME[,NAME]] [--eval-episodes 10000]
 Prints one line: RESULT seed=.. fixes=.. train_time=..s greedy_success=.. exact_success=..  (greedy_success: the
 np.argmax policy on 10,000 evaluation episodes, env seeds 1,000,000 onward; exact_success: the probability that
 the greedy policy, np.argmax's or with --fix ties random among tied actions, reaches the goal within the 100-step
@@ -234,6 +234,7 @@ if __name__ == "__main__":
     p.add_argument("--seed", type=int, default=1, help="seeds numpy, random and the env's first reset")
     p.add_argument("--episodes", type=int, default=10_000, help="training episodes (the lecture: 10,000)")
     p.add_argument("--fix", action="append", default=[], help=f"put a difference right: {', '.join(FIXES)} or all")
+    p.add_argument("--eval-episodes", type=int, default=10_000, help="greedy_success's episodes (default 10,000)")
     a = p.parse_args()
     try:
         fixes = parse_fixes(a.fix)
@@ -246,4 +247,4 @@ if __name__ == "__main__":
     dt = time.time() - t0
     exact = exact_success(gym.make("FrozenLake-v1"), greedy_policy(agent.q_table, "ties" in fixes))
     print(f"RESULT seed={a.seed} fixes={','.join(fixes) or 'none'} train_time={dt:.2f}s "
-          f"greedy_success={greedy_success(agent.q_table):.3f} exact_success={exact:.4f}")
+          f"greedy_success={greedy_success(agent.q_table, a.eval_episodes):.3f} exact_success={exact:.4f}")
