@@ -617,3 +617,138 @@ def test_reinforce_loss_gradient_is_the_textbook_one(baseline):
     else:
         assert value_loss is None
 
+
+
+# ---- Sutton & Barto's Example 6.7: Q-learning's and Double Q-learning's updates, and a tiny run of the script ----
+
+@pytest.fixture(scope="module")
+def maxbias():
+    return load_script("benchmarks/maximization_bias.py")
+
+
+def test_q_learning_update_on_the_maximization_bias_mdp_against_hand_values(maxbias):
+    qa = np.array([[0.5, 0.0]])  # one run: Q(A, left) = 0.5, Q(A, right) = 0
+    qb = np.array([[1.0, 3.0, 2.0]])  # Q(B, .)
+    maxbias.q_learning_update(qa, np.array([0]), maxbias.LEFT, 0.0, next_q=qb, alpha=0.1, gamma=1.0)
+    assert qa[0] == pytest.approx([0.5 + 0.1 * (0.0 + 3.0 - 0.5), 0.0])  # target r + max_b Q(B, b) = 3
+    maxbias.q_learning_update(qb, np.array([0]), 1, -1.0, alpha=0.1)  # from B: terminal, the target is r alone
+    assert qb[0] == pytest.approx([1.0, 3.0 + 0.1 * (-1.0 - 3.0), 2.0])
+
+
+def test_double_q_update_changes_one_table_and_values_its_argmax_with_the_other(maxbias):
+    rng = np.random.default_rng(0)
+    qb = np.array([[[1.0, 3.0, 2.0]],    # table 0's Q(B, .): argmax 1
+                   [[5.0, -1.0, 0.0]]])  # table 1's Q(B, .): argmax 0
+    for first, changed, expected in [(True, 0, 0.5 + 0.1 * (-1.0 - 0.5)),   # table 0 picks b = 1, table 1 says -1
+                                     (False, 1, 0.2 + 0.1 * (1.0 - 0.2))]:   # table 1 picks b = 0, table 0 says 1
+        qa = np.array([[[0.5, 0.0]], [[0.2, 0.0]]])  # [table, run, action]
+        before = qa.copy()
+        maxbias.double_q_update(qa, np.array([0]), maxbias.LEFT, 0.0, np.array([first]), next_q=qb, rng=rng,
+                                alpha=0.1, gamma=1.0)
+        assert qa[changed, 0, maxbias.LEFT] == pytest.approx(expected)
+        assert np.array_equal(qa[1 - changed], before[1 - changed]) and qa[changed, 0, maxbias.RIGHT] == 0.0
+    # a terminal step (from B): the target is the reward; only the coin's table moves
+    qb2 = qb.copy()
+    maxbias.double_q_update(qb2, np.array([0]), 2, 1.0, np.array([False]), alpha=0.1)
+    assert qb2[1, 0] == pytest.approx([5.0, -1.0, 0.1]) and np.array_equal(qb2[0], qb[0])
+    # several runs at once, each with its own coin
+    qa = np.zeros((2, 2, 2))
+    two = np.array([[[1.0, 3.0, 2.0], [0.0, 0.0, 4.0]], [[5.0, -1.0, 0.0], [7.0, 8.0, 9.0]]])
+    maxbias.double_q_update(qa, np.array([0, 1]), maxbias.LEFT, 0.0, np.array([True, False]), next_q=two, rng=rng,
+                            alpha=0.1, gamma=1.0)
+    assert qa[0, 0, 0] == pytest.approx(-0.1) and qa[1, 1, 0] == pytest.approx(0.1 * 4.0)  # run 1: table 1 picks 2, table 0 says 4
+    assert qa[1, 0, 0] == 0.0 and qa[0, 1, 0] == 0.0
+
+
+def test_greedy_breaks_ties_at_random_among_the_best_only(maxbias):
+    rng = np.random.default_rng(0)
+    picks = maxbias.greedy(np.tile([0.0, 1.0, 1.0, -1.0], (4000, 1)), rng)
+    assert set(picks.tolist()) == {1, 2} and abs((picks == 1).mean() - 0.5) < 0.05
+
+
+def test_maximization_bias_tiny_run_writes_its_json_and_figure_into_a_folder(tmp_path):
+    sources = (ROOT / "benchmarks" / "results" / "sources.json").read_bytes()
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "maximization_bias.py"), "--runs", "50",
+                             "--episodes", "20", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "maximization_bias.json").read_text())
+    assert (data["runs"], data["episodes"]) == (50, 20)
+    for method in ("q", "double"):
+        assert len(data["percent_left"][method]) == 20 and all(0 <= x <= 100 for x in data["percent_left"][method])
+    v = data["verdict"]
+    assert v["n"] == 50 and v["double_fewer"] + v["ties"] + v["double_more"] == 50
+    assert v["win_rate"] == pytest.approx((v["double_fewer"] + v["ties"] / 2) / 50) and v["wilson"][0] < v["wilson"][1]
+    assert (tmp_path / "maximization_bias.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert "P(Double Q-learning goes left fewer times" in result.stdout
+    assert (ROOT / "benchmarks" / "results" / "sources.json").read_bytes() == sources  # --out records nothing
+
+
+# ---- Lecture 03's tabular code: the exact evaluator and each --fix arm on a tiny budget ----
+
+@pytest.fixture(scope="module")
+def lecture_q():
+    return load_script("benchmarks/lecture_q_learning.py")
+
+
+def test_exact_success_on_a_map_without_slipping_is_one_or_zero(lecture_q):
+    env = gym.make("FrozenLake-v1", desc=["SF", "HG"], is_slippery=False)  # S at 0, goal at 3, hole at 2
+    LEFT, DOWN, RIGHT, UP = 0, 1, 2, 3
+    one_hot = lambda actions: np.eye(4)[actions]  # noqa: E731
+    assert lecture_q.exact_success(env, one_hot([RIGHT, DOWN, 0, 0])) == 1.0   # right, then down: the goal
+    assert lecture_q.exact_success(env, one_hot([DOWN, DOWN, 0, 0])) == 0.0    # down: the hole
+    assert lecture_q.exact_success(env, one_hot([LEFT, DOWN, 0, 0])) == 0.0    # into the wall until the time limit
+    assert lecture_q.exact_success(env, np.array([[0, 0.5, 0.5, 0]] + [[0, 1, 0, 0]] * 3)) == 0.5  # a coin at S
+    short = gym.make("FrozenLake-v1", desc=["SF", "HG"], is_slippery=False, max_episode_steps=1)
+    assert lecture_q.exact_success(short, one_hot([RIGHT, DOWN, 0, 0])) == 0.0  # the goal is 2 steps away
+
+
+def test_exact_success_of_the_gamma_optimal_policy_on_4x4_slippery(lecture_q):
+    policy = np.array([0, 3, 3, 3, 0, 0, 0, 0, 3, 1, 0, 0, 0, 2, 1, 0])  # the gamma = 0.99 optimal policy
+    assert lecture_q.exact_success(gym.make("FrozenLake-v1"), np.eye(4)[policy]) == pytest.approx(0.7402, abs=5e-5)
+    ties = lecture_q.greedy_policy(np.array([[0.0, 1.0, 1.0, 0.5]]), ties_at_random=True)
+    assert np.array_equal(ties, [[0.0, 0.5, 0.5, 0.0]])
+    assert np.array_equal(lecture_q.greedy_policy(np.array([[0.0, 1.0, 1.0, 0.5]])), [[0.0, 1.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("fix", ["none", "ties", "truncation", "schedules", "all"])
+def test_lecture_q_learning_each_fix_on_a_tiny_budget(fix):
+    command = [sys.executable, str(ROOT / "benchmarks" / "lecture_q_learning.py"), "--seed", "3", "--episodes", "30",
+               "--eval-episodes", "20"]
+    result = subprocess.run(command + ([] if fix == "none" else ["--fix", fix]), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    expected = "ties,truncation,schedules" if fix == "all" else fix
+    assert line.startswith("RESULT seed=3 ") and f"fixes={expected} " in line
+    assert 0.0 <= float(re.search(r"exact_success=([0-9.]+)", line).group(1)) <= 1.0
+    again = subprocess.run(command + ([] if fix == "none" else ["--fix", fix]), capture_output=True, text=True, timeout=120)
+    assert re.sub(r"train_time=\S+", "", again.stdout) == re.sub(r"train_time=\S+", "", result.stdout)  # seeded
+
+
+def test_lecture_q_learning_schedules_follow_q_learning_frozenlakes_defaults(lecture_q, monkeypatch):
+    seen = []
+    update = lecture_q.QLearningAgent.update
+    def spy(self, *args):
+        seen.append((self.epsilon, self.lr))
+        return update(self, *args)
+    monkeypatch.setattr(lecture_q.QLearningAgent, "update", spy)
+    np.random.seed(0)
+    lecture_q.train_q_learning(n_episodes=10, seed=0, fixes=("schedules",))
+    ours = load_script("q_learning_frozenlake.py")
+    expected = {(ours.linear_schedule(1.0, 0.1, 0.5 * 10, e), ours.annealed_learning_rate(0.1, e, 10, True)) for e in range(10)}
+    assert {(round(e, 12), round(a, 12)) for e, a in seen} == {(round(e, 12), round(a, 12)) for e, a in expected}
+
+
+def test_lecture_q_fixes_tiny_sweep_writes_every_arm_and_its_verdict(tmp_path):
+    out = tmp_path / "lecture_q.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lecture_q_fixes.py"), "--seeds", "1-2",
+                             "--episodes", "20", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert list(data["per_seed"]) == ["lecture", "ties", "truncation", "schedules", "all"]
+    assert all(len(values) == 2 for values in data["per_seed"].values()) and data["seeds"] == [1, 2]
+    rows = {row["arm"]: row for row in data["table"]}
+    assert "verdict" not in rows["lecture"]
+    for arm in ("ties", "truncation", "schedules", "all"):
+        assert rows[arm]["win_rate_wilson"][0] < rows[arm]["win_rate_wilson"][1]
+        assert rows[arm]["verdict"] in (f"{arm} better", f"{arm} worse", "undecided with 2 seeds")
+    assert "| lecture | " in result.stdout
