@@ -56,8 +56,9 @@ class QNetwork(nn.Module):
 
 # --------------------------------------------------------- replay buffer
 class ReplayBuffer:
-    """A ring of preallocated numpy arrays, row i one transition (s, a, r, s', terminated): a
-    new row overwrites the oldest once full, and sampling is uniform over the rows written so far."""
+    """A ring of preallocated numpy arrays, row i one transition (s, a, r, s', terminated):
+    a new row overwrites the oldest once full, and sampling is uniform over the rows
+    written so far."""
 
     def __init__(self, capacity, obs_dim, rng):
         self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
@@ -83,7 +84,8 @@ class ReplayBuffer:
 
 # ------------------------------------------------------------- schedules
 def linear_schedule(start_e, end_e, duration, t):
-    """Epsilon falls linearly from start_e to end_e over `duration` steps, then stays at end_e."""
+    """Epsilon falls linearly from start_e to end_e over `duration` steps, then stays at
+    end_e."""
     return max(end_e, start_e + (end_e - start_e) * t / duration)
 
 
@@ -122,9 +124,10 @@ def update_target_network(target_network, q_network, tau):
 def train(args, env, q_network, device, logs, best):
     rng, env_seed, probe_rng = random_streams(args.seed)
     target_network = copy.deepcopy(q_network)
-    # fused: Adam's update of every parameter in one kernel, the same numbers, fewer small operations
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps,
-                                 fused=True)
+    # fused: Adam's update of every parameter in one kernel, the same numbers, fewer small
+    # operations
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate,
+                                 eps=args.adam_eps, fused=True)
     rb = ReplayBuffer(args.buffer_size, env.observation_space.shape[0], rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
     probe = probe_states(args.env_id, args.seed, args.probe_states, probe_rng)
@@ -133,11 +136,13 @@ def train(args, env, q_network, device, logs, best):
     obs, _ = env.reset(seed=env_seed)
     episode_return, episode_length, recent_returns = 0.0, 0, deque(maxlen=20)
     for global_step in range(args.total_timesteps):
-        # Epsilon-greedy (Algorithm 1): with probability epsilon a random action, else argmax_a Q(s, a).
+        # Epsilon-greedy (Algorithm 1): with probability epsilon a random action, else
+        # argmax_a Q(s, a).
         exploration_steps = args.exploration_fraction * args.total_timesteps
         epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
-        random_action = rng.integers(env.action_space.n)  # drawn on every step: the same stream
-        if rng.random() < epsilon:  # whatever Q says
+        # drawn on every step: the same stream whatever Q says
+        random_action = rng.integers(env.action_space.n)
+        if rng.random() < epsilon:
             action = random_action
         else:
             with torch.no_grad():  # a batch of one state (float64 envs too)
@@ -166,17 +171,20 @@ def train(args, env, q_network, device, logs, best):
             obs_b, actions_b, rewards_b, next_obs_b, terminated_b = batch
             td_target = compute_td_target(target_network, rewards_b, next_obs_b,
                                           terminated_b, args.gamma)
-            q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
+            # Q(s, a; θ)
+            q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)
             loss = loss_fn(q_taken, td_target)  # Eq. (3): (y - Q(s, a; θ))², or Huber
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at global step {global_step}")
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at global step {global_step}")
             optimizer.zero_grad()
             loss.backward()
             grad_norm = nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
             optimizer.step()
             logs.train_step(global_step, loss, grad_norm, q_taken, q_network, probe_obs)
 
-        # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
+        # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends
+        # instead (Polyak).
         if learning and global_step % args.target_network_frequency == 0:
             update_target_network(target_network, q_network, args.tau)
 
@@ -207,7 +215,7 @@ def make_env(env_id):
         raise ValueError(f"cannot make --env-id {env_id}: {str(e).splitlines()[0]}")
     box, discrete = env.observation_space, isinstance(env.action_space, gym.spaces.Discrete)
     if not (discrete and isinstance(box, gym.spaces.Box) and len(box.shape) == 1):
-        raise ValueError(f"{env_id}: DQN here needs Discrete actions and a flat Box observation")
+        raise ValueError(f"{env_id}: DQN needs Discrete actions, a flat Box observation")
     return env
 
 
@@ -293,8 +301,10 @@ class BestModel:
         self.score, self.step, self.weights = -np.inf, 0, copy.deepcopy(q_network.state_dict())
 
     def check(self, q_network, global_step, logs):
-        seeds = [episode_seed(self.seed, i, check_step=global_step) for i in range(self.episodes)]
-        score = evaluate(q_network, self.env_id, seeds, self.device, self.max_episode_steps).mean()
+        seeds = [episode_seed(self.seed, episode, check_step=global_step)
+                 for episode in range(self.episodes)]
+        score = evaluate(q_network, self.env_id, seeds, self.device,
+                         self.max_episode_steps).mean()
         kept = score >= self.score  # a tie goes to the later model, which has trained longer
         if kept:
             self.score, self.step, self.weights = score, global_step, copy.deepcopy(
@@ -307,7 +317,8 @@ def load_model(q_network, path):
     try:
         q_network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # missing, empty, not a model, another shape
-        raise ValueError(f"{path} is not a model of {SCRIPT} at this --env-id and --hidden-dim") from e
+        raise ValueError(f"{path} is not a model of {SCRIPT} at this --env-id and "
+                         "--hidden-dim") from e
 
 
 # ============================================================== plumbing
@@ -327,18 +338,18 @@ def parse_args(argv=None):
     add("--batch-size", type=int, default=128, help="transitions per gradient step")
     add("--gamma", type=float, default=0.99, help="discount factor")
     add("--tau", type=float, default=1.0, help="target update rate: 1 = a hard copy")
-    add("--target-network-frequency", type=int, default=100, help="steps between target updates")
+    add("--target-network-frequency", type=int, default=100, help="steps between updates of θ⁻")
     add("--train-frequency", type=int, default=1, help="env steps between gradient steps")
     add("--learning-starts", type=int, default=500, help="env steps before the first update")
     add("--start-e", type=float, default=1.0, help="epsilon at the start")
     add("--end-e", type=float, default=0.01, help="epsilon after the decay (Nature: 0.1)")
-    add("--exploration-fraction", type=float, default=0.1, help="the run's share epsilon decays over")
+    add("--exploration-fraction", type=float, default=0.1, help="share of the run for the decay")
     add("--hidden-dim", type=int, default=64, help="units in each hidden layer (lecture: 128)")
     add("--loss", choices=["mse", "huber"], default="mse", help="squared error, or Huber")
     add("--max-grad-norm", type=float, default=10.0, help="clip the gradient's norm to this")
     add("--seed", type=int, default=1, help="seeds it all")
     add("--exp-name", default=SCRIPT[:-3], help="runs/<env>__<exp-name>__<seed>__<time>_<pid>")
-    add("--save-model", action=on_off, default=True, help="save the final and the kept network")
+    add("--save-model", action=on_off, default=True, help="save the final and kept network")
     add("--probe-states", type=int, default=1_000, help="states whose Q train.csv logs")
     add("--cuda", action="store_true", help="use a GPU when there is one")
     add("--torch-deterministic", action=on_off, default=True, help="cudnn.deterministic")
@@ -439,7 +450,9 @@ class Logs:
     def train_step(self, global_step, loss, grad_norm, q_taken, q_network, probe_obs):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
             with torch.no_grad():
-                probe_q = q_network(probe_obs) if len(probe_obs) else torch.full((1,), math.nan)
+                probe_q = torch.full((1,), math.nan)
+                if len(probe_obs):
+                    probe_q = q_network(probe_obs)
             self.row("train", global_step, loss.item(), q_taken.mean().item(),
                      int(global_step / max(self.seconds(), 1e-9)), probe_q.mean().item(),
                      probe_q.max().item(), grad_norm.item())
@@ -448,7 +461,8 @@ class Logs:
     def check(self, global_step, score, episodes, kept):
         self.row("checks", global_step, score, int(kept), round(self.seconds(), 2))
         mark = "  (kept)" if kept else ""
-        print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy episodes{mark}")
+        print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy "
+              f"episodes{mark}")
 
     def progress(self, step, epsilon, recent_returns):
         if step % self.every == 0 or step == self.total:
@@ -479,7 +493,8 @@ def train_and_report(args, env, q_network, device, eval_seeds):
     # CleanRL and SB3 do; the model the checks kept (the last model competes too) is saved and
     # scored beside it.
     final_weights = copy.deepcopy(q_network.state_dict())
-    kept, model_file = bool(args.check_frequency and best.step), f"{run_dir}/{args.exp_name}.pt"
+    kept = bool(args.check_frequency and best.step)
+    model_file = f"{run_dir}/{args.exp_name}.pt"
     if args.save_model:
         torch.save(final_weights, model_file)
         if kept:
@@ -488,22 +503,26 @@ def train_and_report(args, env, q_network, device, eval_seeds):
         raise KeyboardInterrupt
     video_dir = f"videos/{run_name}" if args.capture_video else None
     final = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
-    result = {"final_returns": final.tolist(), "final_mean": final.mean(), "final_std": final.std()}
+    result = {"final_returns": final.tolist(), "final_mean": final.mean(),
+              "final_std": final.std()}
     if kept:  # the same evaluation episodes score the model the checks kept
         q_network.load_state_dict(best.weights)
         kept_returns = evaluate(q_network, args.env_id, eval_seeds, device)
         result.update(kept_returns=kept_returns.tolist(), kept_mean=kept_returns.mean(),
-                      kept_std=kept_returns.std(), kept_step=best.step, kept_check_score=best.score)
+                      kept_std=kept_returns.std(), kept_step=best.step,
+                      kept_check_score=best.score)
         q_network.load_state_dict(final_weights)
     with open(f"{run_dir}/eval.json", "w") as f:
         json.dump(result, f, indent=2, allow_nan=False)
     script = os.path.relpath(__file__)  # the commands below run as printed from here
-    plot = os.path.relpath(f"{os.path.dirname(os.path.abspath(__file__))}/benchmarks/plot_results.py")
+    here = os.path.dirname(os.path.abspath(__file__))
+    plot = os.path.relpath(f"{here}/benchmarks/plot_results.py")
     print(f"result: {final.mean():.1f} ± {final.std():.1f} over {len(final)} greedy episodes: "
           "the final network")
     if kept:  # the best greedy check: a model chosen by its score, so reported beside
-        print(f"        the kept model (step {best.step}, {best.score:.1f} on {best.episodes} check "
-              f"episodes): {kept_returns.mean():.1f} ± {kept_returns.std():.1f} on the same episodes")
+        print(f"        the kept model (step {best.step}, {best.score:.1f} on "
+              f"{best.episodes} check episodes): {kept_returns.mean():.1f} ± "
+              f"{kept_returns.std():.1f} on the same episodes")
     print(f"files:  {run_dir}/ ({', '.join(sorted(os.listdir(run_dir)))})")
     print(f"plot:   python {plot} {run_dir}")
     if args.save_model:
@@ -552,7 +571,8 @@ def main(argv=None):
     except MemoryError:  # numpy's allocation of the replay buffer
         fail(f"--buffer-size {args.buffer_size} does not fit in memory")
     except OSError as e:  # no space left, no permission: which file and why
-        print(f"error: cannot write {e.filename or 'runs/'}: {e.strerror or e}", file=sys.stderr)
+        print(f"error: cannot write {e.filename or 'runs/'}: {e.strerror or e}",
+              file=sys.stderr)
         sys.exit(1)
     except FloatingPointError as e:  # a NaN or infinite loss
         print(f"error: {e}; stopping the run", file=sys.stderr)
