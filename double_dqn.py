@@ -319,7 +319,7 @@ def load_model(q_network, path):
         q_network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # missing, empty, not a model, another shape
         raise ValueError(f"{path} is not a model of {SCRIPT} at this --env-id and "
-                         "--hidden-dim") from e
+                         f"--hidden-dim ({type(e).__name__})") from e
 
 
 # ============================================================== plumbing
@@ -336,7 +336,7 @@ def parse_args(argv=None):
     add("--anneal-lr-start", type=float, default=0.0, help="the run's share before the decay")
     add("--adam-eps", type=float, default=1e-4, help="Adam's epsilon (PyTorch's: 1e-8)")
     add("--buffer-size", type=int, default=100_000, help="replay memory, in transitions")
-    add("--batch-size", type=int, default=128, help="transitions per gradient step")
+    add("--batch-size", type=int, default=128, help="transitions per gradient step, <= --buffer-size")
     add("--gamma", type=float, default=0.99, help="discount factor")
     add("--tau", type=float, default=1.0, help="target update rate: 1 = a hard copy")
     add("--target-network-frequency", type=int, default=100, help="steps between updates of θ⁻")
