@@ -26,6 +26,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections import deque
 
@@ -443,7 +444,7 @@ def parse_args(argv=None):
     add("--prioritized-replay-beta", type=float, default=0.4, help="IS-weight exponent, annealed to 1")
     add("--prioritized-replay-eps", type=float, default=1e-6, help="added to |TD error|: no priority 0")
     add("--seed", type=int, default=1, help="seeds it all")
-    add("--exp-name", default=SCRIPT[:-3], help="runs/<env>__<exp-name>__<seed>__<time>_<pid>")
+    add("--exp-name", default=SCRIPT[:-3], help="runs/<env>__<exp-name>__<seed>__<time>_<suffix>")
     add("--save-model", action=on_off, default=True, help="save the final and kept network")
     add("--probe-states", type=int, default=1_000, help="states whose Q train.csv logs")
     add("--cuda", action="store_true", help="use a GPU when there is one")
@@ -539,7 +540,7 @@ class Logs:
                 self.writer.add_scalar(tag, value, global_step)
 
     def seconds(self):
-        return time.time() - self.start
+        return max(time.time() - self.start, 1e-9)
 
     def episode(self, global_step, episodic_return, length, epsilon):
         self.row("episodes", global_step, episodic_return, length, round(epsilon, 4),
@@ -552,7 +553,7 @@ class Logs:
                 if len(probe_obs):
                     probe_q = q_network(probe_obs)
             self.row("train", global_step, loss.item(), q_taken.mean().item(),
-                     int(global_step / max(self.seconds(), 1e-9)), probe_q.mean().item(),
+                     int(global_step / self.seconds()), probe_q.mean().item(),
                      probe_q.max().item(), grad_norm.item())
             self.next_train_log = global_step + 1_000
 
@@ -574,10 +575,11 @@ class Logs:
 
 
 def train_and_report(args, env, q_network, device, eval_seeds):
-    # two runs started in the same second differ in their process id
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}_{os.getpid()}"
-    run_dir, stopped = f"runs/{run_name}", False
-    os.makedirs(run_dir)
+    # a random suffix: two runs started in the same second never share a folder
+    os.makedirs("runs", exist_ok=True)
+    name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}_"
+    run_dir = tempfile.mkdtemp(prefix=name, dir="runs")
+    run_name, stopped = os.path.basename(run_dir), False
     best = BestModel(q_network, args.env_id, args.check_episodes, args.seed, device)
     logs = Logs(run_dir, args)
     try:
