@@ -1,20 +1,22 @@
 """Dueling DQN (Wang et al. 2016): DQN whose network estimates Q(s, a) as a state value V(s) plus an advantage A(s, a).
 
-Mnih et al. 2015, "Human-level control through deep reinforcement learning" (Nature 518), Algorithm 1,
-on an environment with a vector observation and a discrete action space (CartPole-v1 by default).
-Lecture 03, Parts 3-5, builds the same agent step by step (Part 6 the variants). Its names, in this file:
+Mnih et al. 2015, "Human-level control through deep reinforcement learning" (Nature 518),
+Algorithm 1, on an environment with a vector observation and a discrete action space
+(CartPole-v1 by default). Lecture 03, Parts 3-5, builds the same agent step by step (Part 6 the
+variants). Its names, in this file:
 
-    lecture                                  this file
-    DuelingDQN(state_dim, n_actions)         QNetwork(obs_dim, n_actions, hidden_dim)
-    ReplayBuffer.push(state, ..., done)      ReplayBuffer.add(obs, action, reward, next_obs, terminated)
-    state, next_state                        obs, next_obs
-    done = terminated or truncated           terminated: only a real end stops bootstrapping
-    DQNAgent.select_action                   the epsilon-greedy lines at the top of train()'s loop
-    decay_epsilon (x 0.995 per episode)      linear_schedule (per env step)
-    DQNAgent.update                          compute_td_target and the gradient step in train()
-    target_network.load_state_dict(...)      update_target_network
+    lecture                              this file
+    DuelingDQN(state_dim, n_actions)     QNetwork(obs_dim, n_actions, hidden_dim)
+    ReplayBuffer.push(state, ..., done)  ReplayBuffer.add(obs, action, reward, next_obs, terminated)
+    state, next_state                    obs, next_obs
+    done = terminated or truncated       terminated: only a real end stops bootstrapping
+    DQNAgent.select_action               the epsilon-greedy lines at the top of train()'s loop
+    decay_epsilon (x 0.995 per episode)  linear_schedule (per env step)
+    DQNAgent.update                      compute_td_target and the gradient step in train()
+    target_network.load_state_dict(...)  update_target_network
 
-Every other DQN in this collection is dqn_cartpole.py plus one idea: `diff dqn_cartpole.py double_dqn.py`.
+Every other DQN in this collection is dqn_cartpole.py plus one idea: `diff dqn_cartpole.py
+double_dqn.py`.
 Run `python dqn_cartpole.py --help` for every flag and its default.
 """
 import argparse
@@ -23,8 +25,8 @@ import csv
 import json
 import math
 import os
-import signal
 import sys
+import tempfile
 import time
 from collections import deque
 
@@ -37,13 +39,15 @@ import torch.nn.functional as F
 SCRIPT = os.path.basename(__file__)
 
 
-# ----------------------------------------------------------------------------------------- network
+# --------------------------------------------------------------- network
 class QNetwork(nn.Module):
-    """Dueling Q(s, ·; θ) of Wang et al. 2016 (Lecture 03, DuelingDQN): a shared trunk, then two streams.
+    """Dueling Q(s, ·; θ) of Wang et al. 2016 (Lecture 03, DuelingDQN): a shared trunk, then two
+    streams.
 
-    The value stream learns how good a state is from every transition, whatever action was taken; the
-    advantage stream only has to learn how much the actions differ there, which in many states is little.
-    The paper shares the convolutions and gives each stream its own hidden layer: so do the trunk and streams here.
+    The value stream learns how good a state is from every transition, whatever action was
+    taken; the advantage stream only has to learn how much the actions differ there, which in
+    many states is little. The paper shares the convolutions and gives each stream its own
+    hidden layer: so do the trunk and streams here.
     """
 
     def __init__(self, obs_dim, n_actions, hidden_dim):
@@ -57,15 +61,17 @@ class QNetwork(nn.Module):
     def forward(self, obs):
         features = self.net(obs)
         value, advantages = self.value_stream(features), self.advantage_stream(features)
-        # Wang et al. 2016, Eq. (9): Q = V + (A - mean_a' A). V + A alone is unidentifiable (V + c and A - c give
-        # the same Q); subtracting the mean pins mean_a Q = V, and A need only change as fast as its mean.
+        # Wang et al. 2016, Eq. (9): Q = V + (A - mean_a' A). V + A alone is unidentifiable (V + c
+        # and A - c give the same Q); subtracting the mean pins mean_a Q = V, and A need only
+        # change as fast as its mean.
         return value + advantages - advantages.mean(dim=1, keepdim=True)
 
 
-# ----------------------------------------------------------------------------------------- replay buffer
+# --------------------------------------------------------- replay buffer
 class ReplayBuffer:
-    """A ring of preallocated numpy arrays, row i one transition (s, a, r, s', terminated): a new row overwrites the
-    oldest once full, and sampling is uniform over the rows written so far."""
+    """A ring of preallocated numpy arrays, row i one transition (s, a, r, s', terminated):
+    a new row overwrites the oldest once full, and sampling is uniform over the rows
+    written so far."""
 
     def __init__(self, capacity, obs_dim, rng):
         self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
@@ -84,30 +90,36 @@ class ReplayBuffer:
 
     def sample(self, batch_size, device):
         rows = self.rng.integers(0, self.size, size=batch_size)
-        batch = (self.obs[rows], self.actions[rows], self.rewards[rows], self.next_obs[rows], self.terminated[rows])
+        batch = (self.obs[rows], self.actions[rows], self.rewards[rows],
+                 self.next_obs[rows], self.terminated[rows])
         return [torch.from_numpy(x).to(device) for x in batch]
 
 
-# ----------------------------------------------------------------------------------------- schedules
+# ------------------------------------------------------------- schedules
 def linear_schedule(start_e, end_e, duration, t):
-    """Epsilon falls linearly from start_e to end_e over `duration` steps, then stays at end_e."""
+    """Epsilon falls linearly from start_e to end_e over `duration` steps, then stays at
+    end_e."""
     return max(end_e, start_e + (end_e - start_e) * t / duration)
 
 
 def learning_rate_at(args, global_step):
-    """--anneal-lr: constant for the first --anneal-lr-start of the run, then linearly down to 0 at its end."""
+    """--anneal-lr: constant for the first --anneal-lr-start of the run, then linearly down to 0
+    at its end."""
     decay_start = args.anneal_lr_start * args.total_timesteps
     if global_step < decay_start:
         return args.learning_rate
-    return args.learning_rate * (1 - (global_step - decay_start) / (args.total_timesteps - decay_start))
+    decay_steps = args.total_timesteps - decay_start
+    return args.learning_rate * (1 - (global_step - decay_start) / decay_steps)
 
 
-# ----------------------------------------------------------------------------------------- TD target
+# ------------------------------------------------------------- TD target
 def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
-    """TD target of Mnih et al. 2015, Eq. (2): y = r + γ max_a' Q(s', a'; θ⁻), or y = r when s' is terminal.
+    """TD target of Mnih et al. 2015, Eq. (2): y = r + γ max_a' Q(s', a'; θ⁻), or y = r when
+    s' is terminal.
 
-    Only termination zeroes the bootstrap term. A time-limit truncation was stored with terminated = 0:
-    the pole was still up, so the return would have gone on and the target must bootstrap.
+    Only termination zeroes the bootstrap term. A time-limit truncation was stored with
+    terminated = 0: the pole was still up, so the return would have gone on and the target
+    must bootstrap.
     """
     with torch.no_grad():
         next_q_max = target_network(next_obs).max(dim=1).values
@@ -115,116 +127,171 @@ def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
 
 
 def update_target_network(target_network, q_network, tau):
-    """θ⁻ ← τ θ + (1 − τ) θ⁻: at τ = 1 Algorithm 1's copy θ⁻ = θ every C steps, below 1 Polyak averaging."""
+    """θ⁻ ← τ θ + (1 − τ) θ⁻: at τ = 1 Algorithm 1's copy θ⁻ = θ every C steps, below 1
+    Polyak averaging."""
     for target_param, param in zip(target_network.parameters(), q_network.parameters()):
         target_param.data.copy_(tau * param.data + (1 - tau) * target_param.data)
 
 
-# ----------------------------------------------------------------------------------------- training loop
+# --------------------------------------------------------- training loop
 def train(args, env, q_network, device, logs, best):
     rng, env_seed, probe_rng = random_streams(args.seed)
     target_network = copy.deepcopy(q_network)
-    # fused: Adam's update of every parameter in one kernel, the same numbers, fewer small operations
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, eps=args.adam_eps, fused=True)
+    # fused: Adam's update of every parameter in one kernel, the same numbers, fewer small
+    # operations
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate,
+                                 eps=args.adam_eps, fused=True)
     rb = ReplayBuffer(args.buffer_size, env.observation_space.shape[0], rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
-    probe_obs = torch.from_numpy(probe_states(args.env_id, args.seed, args.probe_states, probe_rng)).to(device)
+    probe = probe_states(args.env_id, args.seed, args.probe_states, probe_rng)
+    probe_obs = torch.from_numpy(probe).to(device)
 
     obs, _ = env.reset(seed=env_seed)
     episode_return, episode_length, recent_returns = 0.0, 0, deque(maxlen=20)
     for global_step in range(args.total_timesteps):
-        # Epsilon-greedy (Algorithm 1): with probability epsilon a random action, else argmax_a Q(s, a).
+        # Epsilon-greedy (Algorithm 1): with probability epsilon a random action, else
+        # argmax_a Q(s, a).
         exploration_steps = args.exploration_fraction * args.total_timesteps
         epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
-        random_action = rng.integers(env.action_space.n)  # drawn on every step: the same stream whatever Q says
+        # drawn on every step: the same stream whatever Q says
+        random_action = rng.integers(env.action_space.n)
         if rng.random() < epsilon:
             action = random_action
         else:
             with torch.no_grad():  # a batch of one state (float64 envs too)
-                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
-            action = q_values.argmax(dim=1).item()
+                obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
+                action = q_network(obs_t.unsqueeze(0)).argmax(dim=1).item()
 
         next_obs, reward, terminated, truncated, _ = env.step(action)
-        # Store `terminated`, not `terminated or truncated` (the lecture's `done`): a time-limit truncation
-        # (CartPole's 500 steps) is not a terminal state of the MDP, so its target must still bootstrap.
+        # Store `terminated`, not `terminated or truncated` (the lecture's `done`): a time-limit
+        # truncation (CartPole's 500 steps) is not a terminal state of the MDP, so its target
+        # must still bootstrap.
         rb.add(obs, action, reward, next_obs, terminated)
         obs = next_obs
         episode_return, episode_length = episode_return + reward, episode_length + 1
-        if terminated or truncated:  # the next episode starts here: no stored transition crosses the boundary
+        # the next episode starts here: no stored transition crosses the boundary
+        if terminated or truncated:
             logs.episode(global_step + 1, episode_return, episode_length, epsilon)
             recent_returns.append(episode_return)
             obs, _ = env.reset()
             episode_return, episode_length = 0.0, 0
 
-        if global_step >= args.learning_starts and global_step % args.train_frequency == 0:
+        learning = global_step >= args.learning_starts
+        if learning and global_step % args.train_frequency == 0:
             if args.anneal_lr:
                 optimizer.param_groups[0]["lr"] = learning_rate_at(args, global_step)
-            obs_b, actions_b, rewards_b, next_obs_b, terminated_b = rb.sample(args.batch_size, device)
-            td_target = compute_td_target(target_network, rewards_b, next_obs_b, terminated_b, args.gamma)
-            q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)  # Q(s, a; θ)
-            loss = loss_fn(q_taken, td_target)  # Eq. (3): (y - Q(s, a; θ))², or Huber with --loss huber
+            batch = rb.sample(args.batch_size, device)
+            obs_b, actions_b, rewards_b, next_obs_b, terminated_b = batch
+            td_target = compute_td_target(target_network, rewards_b, next_obs_b,
+                                          terminated_b, args.gamma)
+            # Q(s, a; θ)
+            q_taken = q_network(obs_b).gather(1, actions_b.unsqueeze(1)).squeeze(1)
+            loss = loss_fn(q_taken, td_target)  # Eq. (3): (y - Q(s, a; θ))², or Huber
             if not torch.isfinite(loss):
-                logs.fault(f"loss became {loss.item()} at global step {global_step}; stopping the run")
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at global step {global_step}")
             optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+            grad_norm = nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
             optimizer.step()
-            logs.train_step(global_step, loss, q_taken, q_network, probe_obs)
+            logs.train_step(global_step, loss, grad_norm, q_taken, q_network, probe_obs)
 
-        # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends instead (Polyak).
-        if global_step >= args.learning_starts and global_step % args.target_network_frequency == 0:
+        # Target network θ⁻ (Algorithm 1: reset to θ every C steps); --tau < 1 blends
+        # instead (Polyak).
+        if learning and global_step % args.target_network_frequency == 0:
             update_target_network(target_network, q_network, args.tau)
 
-        steps_done = global_step + 1
-        if args.check_frequency and (steps_done % args.check_frequency == 0 or steps_done == args.total_timesteps):
-            best.check(q_network, steps_done, logs)  # every --check-frequency steps, and the last model competes too
+        steps_done = global_step + 1  # a check every --check-frequency steps and at the end
+        if args.check_frequency and (steps_done % args.check_frequency == 0
+                                     or steps_done == args.total_timesteps):
+            best.check(q_network, steps_done, logs)
         logs.progress(steps_done, epsilon, recent_returns)
-        if Stopped.signum:  # Ctrl-C or SIGTERM during this step (plumbing): stop here, between two steps
-            raise Stopped
 
 
-# ----------------------------------------------------------------------------------------- evaluation
+def random_streams(seed):
+    """From one --seed, three independent streams (SeedSequence.spawn): the agent's
+    (exploration, replay sampling), the training env's seed (31 bits: below the evaluation's,
+    see episode_seed) and the probe's. Had they been default_rng(s) and reset(seed=s), they
+    would be one stream: exploration would replay the env's own noise."""
+    agent, env, probe = np.random.SeedSequence(seed).spawn(3)
+    env_seed = int(env.generate_state(1)[0] >> 1)
+    return np.random.default_rng(agent), env_seed, np.random.default_rng(probe)
+
+
+def make_env(env_id):
+    """The training env; one this DQN cannot drive raises ValueError."""
+    if env_id.startswith("ALE/") or "NoFrameskip" in env_id:
+        raise ValueError(f"--env-id {env_id} is an Atari game: use dqn_atari.py")
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as e:
+        raise ValueError(f"cannot make --env-id {env_id}: {str(e).splitlines()[0]}")
+    box, discrete = env.observation_space, isinstance(env.action_space, gym.spaces.Discrete)
+    if not (discrete and isinstance(box, gym.spaces.Box) and len(box.shape) == 1):
+        raise ValueError(f"{env_id}: DQN needs Discrete actions, a flat Box observation")
+    return env
+
+
+# ------------------------------------------------------------ evaluation
 def episode_seed(seed, episode, check_step=None):
-    """The env seed of greedy episode `episode`. Training seed s owns [(s + 1) * 2**32, (s + 2) * 2**32): the final
-    evaluation its first half, the checks (offset by their step) the second. So no two training seeds, and no check
-    and the evaluation, share a start, and training itself (seeds below 2**32) shares none with either."""
+    """The env seed of greedy episode `episode`. Training seed s owns [(s + 1) * 2**32,
+    (s + 2) * 2**32): the final evaluation its first half, the checks (offset by their step)
+    the second. So no two training seeds, and no check and the evaluation, share a start, and
+    training itself (seeds below 2**32) shares none with either."""
     block = (seed + 1) * 2**32
     return block + episode if check_step is None else block + 2**31 + check_step + episode
 
 
 def evaluate(q_network, env_id, seeds, device, max_episode_steps=None, video_dir=None):
-    """Greedy policy argmax_a Q(s, a), no exploration: one episode per env seed in `seeds`, side by side (one
-    forward pass picks the actions of all those still going); with `video_dir`, an mp4 of each episode."""
-    envs = [gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array" if video_dir else None)
+    """Greedy policy argmax_a Q(s, a), no exploration: one episode per env seed in `seeds`,
+    side by side (one forward pass picks the actions of all those still going); with
+    `video_dir`, an mp4 of each episode."""
+    mode = "rgb_array" if video_dir else None
+    envs = [gym.make(env_id, max_episode_steps=max_episode_steps, render_mode=mode)
             for _ in seeds]
-    try:
-        obs = np.stack([env.reset(seed=seed)[0] for seed, env in zip(seeds, envs)])
-        frames = [[env.render()] if video_dir else [] for env in envs]
-        returns, running = np.zeros(len(seeds)), np.ones(len(seeds), dtype=bool)
-        while running.any():
-            with torch.no_grad():
-                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device))
-            actions = q_values.argmax(dim=1).cpu().numpy()
-            for i in np.flatnonzero(running):
-                obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
-                returns[i] += reward
-                running[i] = not (terminated or truncated)
-                frames[i] += [envs[i].render()] if video_dir else []
-    finally:
-        for env in envs:
-            env.close()
+    obs = np.stack([env.reset(seed=seed)[0] for seed, env in zip(seeds, envs)])
+    frames = [[env.render()] if video_dir else [] for env in envs]
+    returns, running = np.zeros(len(seeds)), np.ones(len(seeds), dtype=bool)
+    while running.any():
+        with torch.no_grad():
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            actions = q_network(obs_t).argmax(dim=1).cpu().numpy()
+        for i in np.flatnonzero(running):
+            obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
+            returns[i] += reward
+            running[i] = not (terminated or truncated)
+            frames[i] += [envs[i].render()] if video_dir else []
+    for env in envs:
+        env.close()
     if video_dir:
         write_videos(frames, video_dir, envs[0].metadata.get("render_fps", 30))
     return returns
 
 
+def write_videos(frames, video_dir, fps):
+    """One mp4 per episode at the env's own frame rate (CartPole: 50 fps), every frame: pygame
+    draws them, imageio-ffmpeg (it comes with moviepy) writes them."""
+    import imageio_ffmpeg
+    os.makedirs(video_dir, exist_ok=True)
+    for i, episode in enumerate(frames):
+        height, width = episode[0].shape[:2]
+        writer = imageio_ffmpeg.write_frames(f"{video_dir}/episode-{i:03d}.mp4",
+                                             (width, height), fps=fps, macro_block_size=1)
+        writer.send(None)  # starts ffmpeg
+        for frame in episode:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
+
+
 def probe_states(env_id, seed, count, rng):
-    """`count` states that a uniformly random policy visits, from envs and a generator `rng` of their own (training's
-    random stream is untouched, so the probe changes no training number). Q on them, logged in train.csv, shows whether
-    the estimates rise above what any return can be (on CartPole 1/(1 - γ) = 100: every reward is 1)."""
+    """`count` states that a uniformly random policy visits, from envs and a generator `rng` of
+    their own (training's random stream is untouched, so the probe changes no training number).
+    Q on them, logged in train.csv, shows whether the estimates rise above what any return can
+    be (on CartPole 1/(1 - γ) = 100: every reward is 1)."""
     env, states, episode = gym.make(env_id), [], 0
     while len(states) < count:
-        obs, _ = env.reset(seed=episode_seed(seed, episode))  # the evaluation's starts, then random actions
+        # the evaluation's starts, then random actions
+        obs, _ = env.reset(seed=episode_seed(seed, episode))
         done, episode = False, episode + 1
         while not done and len(states) < count:
             states.append(obs)
@@ -235,9 +302,10 @@ def probe_states(env_id, seed, count, rng):
 
 
 class BestModel:
-    """Keeps the weights that scored best on greedy check episodes (like SB3's EvalCallback), reported beside the
-    final network. A check plays twice the env's time limit: a policy whose cart drifts off the track after 200-450
-    steps often still reaches CartPole's 500. Its episodes are seeded apart from the final evaluation's."""
+    """Keeps the weights that scored best on greedy check episodes (like SB3's EvalCallback),
+    reported beside the final network. A check plays twice the env's time limit: a policy whose
+    cart drifts off the track after 200-450 steps often still reaches CartPole's 500. Its
+    episodes are seeded apart from the final evaluation's."""
 
     def __init__(self, q_network, env_id, episodes, seed, device):
         self.env_id, self.episodes, self.seed, self.device = env_id, episodes, seed, device
@@ -246,354 +314,229 @@ class BestModel:
         self.score, self.step, self.weights = -np.inf, 0, copy.deepcopy(q_network.state_dict())
 
     def check(self, q_network, global_step, logs):
-        seeds = [episode_seed(self.seed, episode, check_step=global_step) for episode in range(self.episodes)]
-        score = evaluate(q_network, self.env_id, seeds, self.device, self.max_episode_steps).mean()
+        seeds = [episode_seed(self.seed, episode, check_step=global_step)
+                 for episode in range(self.episodes)]
+        score = evaluate(q_network, self.env_id, seeds, self.device,
+                         self.max_episode_steps).mean()
         kept = score >= self.score  # a tie goes to the later model, which has trained longer
         if kept:
-            self.score, self.step, self.weights = score, global_step, copy.deepcopy(q_network.state_dict())
+            self.score, self.step, self.weights = score, global_step, copy.deepcopy(
+                q_network.state_dict())
         logs.check(global_step, score, self.episodes, kept)
 
 
-# ========================================================================================= plumbing
-# What runs the lesson above: flags and their checks, seeds, logs, model files, signals and main().
+def load_model(q_network, path):
+    """Weights this script saved; any other file raises ValueError."""
+    try:
+        q_network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as e:  # missing, empty, not a model, another shape
+        raise ValueError(f"{path} is not a model of {SCRIPT} at this --env-id and "
+                         f"--hidden-dim ({type(e).__name__})") from e
 
+
+# ============================================================== plumbing
+# What runs the lesson above: flags and their ranges, logs, model files and main().
 def parse_args(argv=None):
-    p = ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter, allow_abbrev=False,
-                       epilog=f"examples:\n  python {SCRIPT} --seed 1\n  python {SCRIPT} --env-id Acrobot-v1\n"
-                              f"  python {SCRIPT} --eval-model runs/<run>/{SCRIPT[:-3]}.pt --capture-video")
-    positive_int, count, positive = number(int, 0), number(int, 0, low_in=True), number(float, 0)
-    probability, fraction = number(float, 0, 1, low_in=True), number(float, 0, 1)
-    g = p.add_argument_group("algorithm")
-    g.add_argument("--env-id", default="CartPole-v1", help="any env with a flat Box observation and Discrete actions")
-    g.add_argument("--total-timesteps", type=number(int, 0, 2**31, high_in=False), default=50_000, help="env steps")
-    g.add_argument("--learning-rate", type=positive, default=1e-3, help="Adam's step size (the lecture: 1e-4)")
-    g.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False,
-                   help="decay the learning rate linearly to 0 at the end of the run (Nature: constant)")
-    g.add_argument("--anneal-lr-start", type=number(float, 0, 1, low_in=True, high_in=False), default=0.0,
-                   help="with --anneal-lr: the fraction of the run before the decay starts")
-    g.add_argument("--adam-eps", type=positive, default=1e-4, help="Adam's epsilon (PyTorch's default: 1e-8)")
-    g.add_argument("--buffer-size", type=positive_int, default=100_000, help="replay memory, in transitions")
-    g.add_argument("--batch-size", type=positive_int, default=128, help="transitions per gradient step (lecture: 64)")
-    g.add_argument("--gamma", type=probability, default=0.99, help="discount factor")
-    g.add_argument("--tau", type=fraction, default=1.0, help="target update rate: 1 = a hard copy, < 1 = Polyak")
-    g.add_argument("--target-network-frequency", type=positive_int, default=100,
-                   help="env steps between target updates (the lecture: 1000 gradient steps)")
-    g.add_argument("--train-frequency", type=positive_int, default=1,
-                   help="env steps between gradient steps (Nature's 4; the lecture: every step)")
-    g.add_argument("--learning-starts", type=count, default=500, help="env steps before the first gradient step")
-    g.add_argument("--start-e", type=probability, default=1.0, help="epsilon at the start")
-    g.add_argument("--end-e", type=probability, default=0.01, help="epsilon after the decay (Nature: 0.1)")
-    g.add_argument("--exploration-fraction", type=fraction, default=0.1, help="fraction of the run epsilon decays over")
-    g.add_argument("--hidden-dim", type=positive_int, default=64, help="units in each hidden layer (the lecture: 128)")
-    g.add_argument("--loss", choices=["mse", "huber"], default="mse", help="the lecture's squared error, or Huber")
-    g.add_argument("--max-grad-norm", type=positive, default=10.0, help="clip the gradient's norm (the lecture: 10)")
-    g = p.add_argument_group("run and logs")
-    g.add_argument("--seed", type=number(int, 0, 2**32, low_in=True, high_in=False), default=1, help="seeds it all")
-    g.add_argument("--exp-name", default=SCRIPT[:-3], help="the run folder: runs/<env>__<exp-name>__<seed>__<time>")
-    g.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=True,
-                   help="save the final network (and the kept model) in the run folder")
-    g.add_argument("--probe-states", type=count, default=1_000, help="random-policy states whose Q train.csv follows")
-    g.add_argument("--cuda", action="store_true", help="use a GPU when there is one")
-    g.add_argument("--torch-deterministic", action=argparse.BooleanOptionalAction, default=True,
-                   help="cudnn.deterministic on a GPU (the CPU is always deterministic)")
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-episodes", type=positive_int, default=10, help="greedy episodes that score the models")
-    g.add_argument("--check-frequency", type=count, default=5_000, help="env steps between greedy checks (0: none)")
-    g.add_argument("--check-episodes", type=positive_int, default=10, help="episodes per check, seeded apart")
-    g.add_argument("--eval-model", metavar="PATH", help="evaluate a saved model with its run's settings, and exit")
-    g.add_argument("--capture-video", action="store_true", help="mp4s of the evaluation episodes in videos/<run>/")
-    args = p.parse_args(argv)
-    if args.eval_model:  # the run that saved the model gives the defaults; flags typed here still win
-        p.set_defaults(**saved_run_args(args.eval_model, known=vars(args)))
-        args = p.parse_args(argv)
-    if args.batch_size > args.buffer_size:
-        fail(f"--batch-size ({args.batch_size}) cannot exceed --buffer-size ({args.buffer_size})")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False,
+                                exit_on_error=False,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add, on_off = p.add_argument, argparse.BooleanOptionalAction
+    add("--env-id", default="CartPole-v1", help="a flat Box observation, Discrete actions")
+    add("--total-timesteps", type=int, default=50_000, help="env steps")
+    add("--learning-rate", type=float, default=1e-3, help="Adam's step size (lecture: 1e-4)")
+    add("--anneal-lr", action=on_off, default=False, help="decay the learning rate to 0")
+    add("--anneal-lr-start", type=float, default=0.0, help="the run's share before the decay")
+    add("--adam-eps", type=float, default=1e-4, help="Adam's epsilon (PyTorch's: 1e-8)")
+    add("--buffer-size", type=int, default=100_000, help="replay memory, in transitions")
+    add("--batch-size", type=int, default=128, help="transitions per gradient step, <= --buffer-size")
+    add("--gamma", type=float, default=0.99, help="discount factor")
+    add("--tau", type=float, default=1.0, help="target update rate: 1 = a hard copy")
+    add("--target-network-frequency", type=int, default=100, help="steps between updates of θ⁻")
+    add("--train-frequency", type=int, default=1, help="env steps between gradient steps")
+    add("--learning-starts", type=int, default=500, help="env steps before the first update")
+    add("--start-e", type=float, default=1.0, help="epsilon at the start")
+    add("--end-e", type=float, default=0.01, help="epsilon after the decay (Nature: 0.1)")
+    add("--exploration-fraction", type=float, default=0.1, help="share of the run for the decay")
+    add("--hidden-dim", type=int, default=64, help="units in each hidden layer (lecture: 128)")
+    add("--loss", choices=["mse", "huber"], default="mse", help="squared error, or Huber")
+    add("--max-grad-norm", type=float, default=10.0, help="clip the gradient's norm to this")
+    add("--seed", type=int, default=1, help="seeds it all")
+    add("--exp-name", default=SCRIPT[:-3], help="runs/<env>__<exp-name>__<seed>__<time>_<suffix>")
+    add("--save-model", action=on_off, default=True, help="save the final and kept network")
+    add("--probe-states", type=int, default=1_000, help="states whose Q train.csv logs")
+    add("--cuda", action="store_true", help="use a GPU when there is one")
+    add("--torch-deterministic", action=on_off, default=True, help="cudnn.deterministic")
+    add("--eval-episodes", type=int, default=10, help="greedy episodes that score the models")
+    add("--check-frequency", type=int, default=5_000, help="steps between checks (0: none)")
+    add("--check-episodes", type=int, default=10, help="greedy episodes per check")
+    add("--eval-model", metavar="PATH", help="evaluate a saved model with its run's settings")
+    add("--capture-video", action="store_true", help="mp4s of the evaluation in videos/")
+    for _ in range(2):  # with --eval-model again: its run's args.json gives the defaults
+        try:
+            args, unknown = p.parse_known_args(argv)
+        except argparse.ArgumentError as e:
+            fail(e)
+        if unknown:
+            fail(f"unrecognized arguments: {' '.join(unknown)}")
+        if args.eval_model:
+            p.set_defaults(**saved_run_args(args.eval_model, vars(args)))
+    a, inf = args, math.inf
+    for flag, ok in [("total-timesteps", 0 < a.total_timesteps < 2**31),
+                     ("learning-rate", 0 < a.learning_rate < inf),
+                     ("anneal-lr-start", 0 <= a.anneal_lr_start < 1),
+                     ("adam-eps", 0 < a.adam_eps < inf), ("buffer-size", a.buffer_size > 0),
+                     ("batch-size", 0 < a.batch_size <= a.buffer_size),
+                     ("gamma", 0 <= a.gamma <= 1), ("tau", 0 < a.tau <= 1),
+                     ("target-network-frequency", a.target_network_frequency > 0),
+                     ("train-frequency", a.train_frequency > 0),
+                     ("learning-starts", a.learning_starts >= 0),
+                     ("start-e", 0 <= a.start_e <= 1), ("end-e", 0 <= a.end_e <= 1),
+                     ("exploration-fraction", 0 < a.exploration_fraction <= 1),
+                     ("hidden-dim", a.hidden_dim > 0),
+                     ("max-grad-norm", 0 < a.max_grad_norm < inf),
+                     ("seed", 0 <= a.seed < 2**32), ("probe-states", a.probe_states >= 0),
+                     ("eval-episodes", a.eval_episodes > 0),
+                     ("check-frequency", a.check_frequency >= 0),
+                     ("check-episodes", a.check_episodes > 0)]:
+        if not ok:  # NaN, a negative count, a batch larger than the buffer, ...
+            fail(f"--{flag} {getattr(a, flag.replace('-', '_'))} is out of range")
     return args
 
 
-def number(kind, low, high=math.inf, low_in=False, high_in=True):
-    """An argparse type: a finite int or float above `low` (or at it: low_in) and up to `high` (not at it: high_in)."""
-    def parse(text):
-        value = kind(text)  # a ValueError here is argparse's "invalid int value"
-        if not (math.isfinite(value) and (low <= value if low_in else low < value)
-                and (value <= high if high_in else value < high)):
-            ends = "([" [low_in] + f"{low}, {high}" + ")]"[high_in] if high < math.inf else f">{'=' * low_in} {low}"
-            raise argparse.ArgumentTypeError(f"must be a finite number {'in ' * (high < math.inf)}{ends}, got {text}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own complaints (an unknown flag, "abc" for a number): one line too
-        fail(message)
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """--help shows every flag's default, and the example commands as they are written."""
-
-
-def fail(message):  # bad input: one line and exit code 2, as argparse does, never a traceback
+def fail(message):  # bad input: one line and exit code 2, as argparse's
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
 
 
-def random_streams(seed):
-    """From one --seed, three independent streams (SeedSequence.spawn): the agent's (exploration, replay sampling),
-    the training env's seed (31 bits: below the evaluation's, see episode_seed) and the probe's. Had they been
-    default_rng(s) and reset(seed=s), they would be one stream: exploration would replay the env's own noise."""
-    agent, env, probe = np.random.SeedSequence(seed).spawn(3)
-    return np.random.default_rng(agent), int(env.generate_state(1)[0] >> 1), np.random.default_rng(probe)
-
-
-def make_env(args):
-    if args.env_id.startswith("ALE/") or "NoFrameskip" in args.env_id:
-        fail(f"--env-id {args.env_id} is an Atari game: use dqn_atari.py")
-    try:
-        env = gym.make(args.env_id)
-    except gym.error.DependencyNotInstalled as e:
-        fail(f"--env-id {args.env_id} needs a package that is not installed: {str(e).splitlines()[0]}")
-    except gym.error.Error as e:
-        fail(f"cannot make --env-id {args.env_id}: {e}")
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        fail(f"{args.env_id} has a {type(env.action_space).__name__} action space; DQN needs Discrete")
-    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
-        fail(f"{args.env_id} needs a flat Box observation space (a vector of numbers), got {env.observation_space}")
-    check_memory(args, memory_needed(args, env.observation_space.shape[0], env.action_space.n))
-    return env
-
-
-def memory_needed(args, obs_dim, n_actions):
-    """Bytes the run will hold, by the flag that asks for them, from the shapes alone (nothing is allocated)."""
-    with torch.device("meta"):  # the network's parameter count at this width, without its weights
-        params = sum(p.numel() for p in QNetwork(obs_dim, n_actions, args.hidden_dim).parameters())
-    return {"buffer-size": args.buffer_size * (2 * 4 * obs_dim + 8 + 4 + 4),  # the buffer's five arrays
-            "hidden-dim": 7 * 4 * params,  # online, target, gradient, Adam's two moments, kept and final weights
-            "batch-size": 4 * args.batch_size * (2 * obs_dim + 8 * args.hidden_dim),  # a batch and its activations
-            "eval-episodes": 4_000 * args.eval_episodes, "check-episodes": 4_000 * args.check_episodes,  # an env each
-            "probe-states": (4 * obs_dim + 128) * args.probe_states}
-
-
-def check_memory(args, need):
-    """Refuse at once a size that cannot fit in memory (not after minutes of allocating), naming its flag."""
-    try:
-        with open("/proc/meminfo") as f:
-            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration):
-        return  # not Linux: no cheap way to ask
-    if sum(need.values()) > available:
-        flag = max(need, key=need.get)
-        fail(f"--{flag} {getattr(args, flag.replace('-', '_'))} needs {need[flag] / 1e9:,.1f} GB of memory but "
-             f"{available / 1e9:.1f} GB is available")
-
-
 def saved_run_args(model_path, known):
-    """The settings of the run that saved `model_path`, from the args.json beside it ({} if there is none)."""
+    """The settings of the run that saved `model_path`: its args.json ({} if none)."""
     path = os.path.join(os.path.dirname(model_path), "args.json")
-    if not os.path.isfile(path):
-        return {}
     try:
         with open(path) as f:
             saved = json.load(f)
-        script = saved.get("script", SCRIPT)
-    except (OSError, ValueError, AttributeError):
-        fail(f"cannot read {path}, the settings of the run that saved {model_path}")
-    if script != SCRIPT:
-        fail(f"{model_path} was saved by {script}; evaluate it with that script")
-    return {name: value for name, value in saved.items() if name in known and name not in ("eval_model",
-                                                                                              "capture_video")}
-
-
-def write_videos(frames, video_dir, fps):
-    """One mp4 per episode at the env's own frame rate (CartPole: 50 fps), every frame: pygame draws them,
-    imageio-ffmpeg (it comes with moviepy) writes them."""
-    import imageio_ffmpeg
-    os.makedirs(video_dir, exist_ok=True)
-    for i, episode in enumerate(frames):
-        height, width = episode[0].shape[:2]
-        writer = imageio_ffmpeg.write_frames(os.path.join(video_dir, f"episode-{i:03d}.mp4"), (width, height), fps=fps,
-                                             macro_block_size=1)
-        writer.send(None)  # starts ffmpeg
-        for frame in episode:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        fail(f"cannot read {path}, the settings of {model_path}")
+    skip = ("eval_model", "capture_video")
+    return {k: v for k, v in saved.items() if k in known and k not in skip}
 
 
 class Logs:
-    """runs/<run>/: args.json; episodes.csv, train.csv, checks.csv (line-buffered: a run can be plotted while it goes);
-    the same numbers as TensorBoard events under CleanRL's tags (`tensorboard --logdir runs`); progress on stdout."""
+    """runs/<run>/: args.json; episodes.csv, train.csv, checks.csv (line-buffered: a run can be
+    plotted while it goes); the same numbers as TensorBoard events under CleanRL's tags."""
+    TAGS = {  # each CSV's columns and their TensorBoard tags
+        "episodes": {"episodic_return": "charts/episodic_return",
+                     "episodic_length": "charts/episodic_length",
+                     "epsilon": "charts/epsilon", "elapsed_s": None},
+        "train": {"loss": "losses/td_loss", "q_values": "losses/q_values",
+                  "sps": "charts/SPS", "probe_q_mean": "charts/probe_q_mean",
+                  "probe_q_max": "charts/probe_q_max", "grad_norm": "losses/grad_norm"},
+        "checks": {"score": "charts/check_score", "kept": None, "elapsed_s": None}}
 
-    COLUMNS = {"episodes": {"episodic_return": "charts/episodic_return", "episodic_length": "charts/episodic_length",
-                            "epsilon": "charts/epsilon", "elapsed_s": None},
-               "train": {"loss": "losses/td_loss", "q_values": "losses/q_values", "sps": "charts/SPS",
-                         "probe_q_mean": "charts/probe_q_mean", "probe_q_max": "charts/probe_q_max"},
-               "checks": {"score": "charts/check_score", "kept": None, "elapsed_s": None}}  # CSV column: its tag
-
-    def __init__(self, run_dir, args, train_log_every=1_000):
-        from torch.utils.tensorboard import SummaryWriter  # imported here: only a training run writes events
-        with open(os.path.join(run_dir, "args.json"), "w") as f:
+    def __init__(self, run_dir, args):
+        from torch.utils.tensorboard import SummaryWriter
+        with open(f"{run_dir}/args.json", "w") as f:
             json.dump({**vars(args), "script": SCRIPT}, f, indent=2)
-        self.files = {name: open(os.path.join(run_dir, f"{name}.csv"), "w", newline="", buffering=1)
-                      for name in self.COLUMNS}
-        self.csv = {name: csv.writer(self.files[name]) for name in self.COLUMNS}
-        for name, columns in self.COLUMNS.items():
+        self.files = {name: open(f"{run_dir}/{name}.csv", "w", newline="", buffering=1)
+                      for name in self.TAGS}
+        self.csv = {name: csv.writer(f) for name, f in self.files.items()}
+        for name, columns in self.TAGS.items():
             self.csv[name].writerow(["global_step", *columns])
-        self.writer = SummaryWriter(run_dir)
-        self.total, self.print_every = args.total_timesteps, min(10_000, math.ceil(args.total_timesteps / 10))
-        self.train_log_every, self.next_train_log, self.next_print = train_log_every, 0, self.print_every
-        self.start_time = time.time()
+        self.writer, self.total = SummaryWriter(run_dir), args.total_timesteps
+        self.every = min(10_000, math.ceil(self.total / 10))
+        self.next_train_log, self.start = 0, time.time()
 
     def row(self, name, global_step, *values):
         self.csv[name].writerow([global_step, *values])
-        for tag, value in zip(self.COLUMNS[name].values(), values):
+        for tag, value in zip(self.TAGS[name].values(), values):
             if tag:
                 self.writer.add_scalar(tag, value, global_step)
 
-    def episode(self, global_step, episodic_return, episodic_length, epsilon):
-        self.row("episodes", global_step, episodic_return, episodic_length, round(epsilon, 4), self.elapsed()[0])
+    def seconds(self):
+        return max(time.time() - self.start, 1e-9)
 
-    def train_step(self, global_step, loss, q_taken, q_network, probe_obs):
+    def episode(self, global_step, episodic_return, length, epsilon):
+        self.row("episodes", global_step, episodic_return, length, round(epsilon, 4),
+                 round(self.seconds(), 2))
+
+    def train_step(self, global_step, loss, grad_norm, q_taken, q_network, probe_obs):
         if global_step >= self.next_train_log:  # .item() syncs, so only on the steps we log
             with torch.no_grad():
-                probe_q = q_network(probe_obs) if len(probe_obs) else torch.full((1,), float("nan"))
-            self.row("train", global_step, loss.item(), q_taken.mean().item(), int(self.elapsed(global_step)[1]),
-                     probe_q.mean().item(), probe_q.max().item())
-            self.next_train_log = global_step + self.train_log_every
+                probe_q = torch.full((1,), math.nan)
+                if len(probe_obs):
+                    probe_q = q_network(probe_obs)
+            self.row("train", global_step, loss.item(), q_taken.mean().item(),
+                     int(global_step / self.seconds()), probe_q.mean().item(),
+                     probe_q.max().item(), grad_norm.item())
+            self.next_train_log = global_step + 1_000
 
     def check(self, global_step, score, episodes, kept):
-        self.row("checks", global_step, score, int(kept), self.elapsed()[0])
-        kept_mark = "  (kept)" if kept else ""
-        print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy episodes{kept_mark}", flush=True)
+        self.row("checks", global_step, score, int(kept), round(self.seconds(), 2))
+        mark = "  (kept)" if kept else ""
+        print(f"check  step {global_step:>8}: {score:7.1f} over {episodes} greedy "
+              f"episodes{mark}")
 
-    def progress(self, global_step, epsilon, recent_returns):
-        if global_step >= self.next_print or global_step >= self.total:
-            sps = self.elapsed(global_step)[1]
-            mean_return = f"{np.mean(recent_returns):7.1f}" if recent_returns else "      -"
-            print(f"step {global_step:>8}/{self.total} | {sps:6.0f} SPS | ETA {(self.total - global_step) / sps:5.0f}s "
-                  f"| return (last {len(recent_returns)}) {mean_return} | epsilon {epsilon:.3f}", flush=True)
-            self.next_print = global_step + self.print_every
-
-    def elapsed(self, global_step=0):
-        """Seconds since the start (rounded, for the CSVs), and env steps per second (SPS) at `global_step`."""
-        seconds = time.time() - self.start_time
-        return round(seconds, 2), global_step / max(seconds, 1e-9)
-
-    def fault(self, message):
-        self.close()
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(1)
+    def progress(self, step, epsilon, recent_returns):
+        if step % self.every == 0 or step == self.total:
+            mean = f"{np.mean(recent_returns):7.1f}" if recent_returns else "      -"
+            print(f"step {step:>8}/{self.total} | {step / self.seconds():6.0f} SPS | return "
+                  f"(last {len(recent_returns)}) {mean} | epsilon {epsilon:.3f}", flush=True)
 
     def close(self):
         for f in [*self.files.values(), self.writer]:
-            try:
-                f.close()
-            except OSError:  # a full disk: the rows already written stay as they are
-                pass
+            f.close()
 
 
-def load_model(q_network, path):
-    """Weights saved by this script, or one line that says why not (never torch's advice to unpickle)."""
-    if not os.path.exists(path):
-        fail(f"model file not found: {path}")
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # empty, truncated, or not a torch file at all
-        fail(f"{path} is not a saved model of {SCRIPT} (torch.load cannot read it)")
-    expected = q_network.state_dict()
-    if not isinstance(state_dict, dict) or set(state_dict) != set(expected):
-        fail(f"{path} is not a saved model of {SCRIPT} (its layers are not this network's)")
-    for name, tensor in expected.items():
-        if state_dict[name].shape != tensor.shape:
-            fail(f"{path} does not fit this network: {name} is {list(state_dict[name].shape)} in the file and "
-                 f"{list(tensor.shape)} here (check --env-id and --hidden-dim)")
-    q_network.load_state_dict(state_dict)
-
-
-class Stopped(Exception):
-    """Ctrl-C (SIGINT: exit 130) or a scheduler's SIGTERM (SLURM at a time limit or a preemption: exit 143)."""
-    signum, training = None, False
-
-
-def on_signal(signum, frame):
-    """While training, note the signal: train() stops after the step. An exception raised wherever the signal lands
-    could cut a TensorBoard write in half and leave its writer thread waiting forever (seen here under load)."""
-    Stopped.signum = signum
-    if not Stopped.training:
-        raise Stopped
-
-
-def new_run_dir(run_name):
-    """Makes runs/<run_name>/ and returns its name; a run started in the same second under the same name (the tasks
-    of an array job) gets runs/<run_name>_2/, _3, ..., never another run's folder."""
-    for name in [run_name, *(f"{run_name}_{copies}" for copies in range(2, 10_000))]:
-        try:
-            os.makedirs(os.path.join("runs", name))
-            return name
-        except FileExistsError:
-            pass
-
-
-def save_file(path, obj):
-    """Writes aside, then renames: a full disk or a kill mid-write never leaves a damaged file under `path`."""
-    tmp_path = "{}.tmp{}".format(*os.path.splitext(path))
-    try:
-        if path.endswith(".json"):
-            with open(tmp_path, "w") as f:
-                json.dump(obj, f, indent=2, allow_nan=False)
-        else:
-            torch.save(obj, tmp_path)
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-
-
-def train_and_report(args, env, q_network, device, eval_seeds, run_name):
-    run_dir, stop = os.path.join("runs", run_name), None
+def train_and_report(args, env, q_network, device, eval_seeds):
+    # a random suffix: two runs started in the same second never share a folder
+    os.makedirs("runs", exist_ok=True)
+    name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}_"
+    run_dir = tempfile.mkdtemp(prefix=name, dir="runs")
+    run_name, stopped = os.path.basename(run_dir), False
     best = BestModel(q_network, args.env_id, args.check_episodes, args.seed, device)
+    logs = Logs(run_dir, args)
     try:
-        logs = Logs(run_dir, args)
-        print(f"run {run_name}: logs in {run_dir}/")
-        try:
-            Stopped.training = True
-            train(args, env, q_network, device, logs, best)
-        except (KeyboardInterrupt, Stopped) as signalled:  # the models are saved first, then main() says so
-            stop = signalled
-        finally:
-            Stopped.training = False
-            logs.close()
+        train(args, env, q_network, device, logs, best)
+    except KeyboardInterrupt:  # the models are saved, then main() says so
+        stopped = True
     finally:
+        logs.close()
         env.close()
-
-    # The run reports its final network (the online weights after the last gradient step), as CleanRL and SB3
-    # do; the model the checks kept (the last model competes too) is saved and scored beside it.
-    final_weights, kept = copy.deepcopy(q_network.state_dict()), bool(args.check_frequency and best.step)
-    model_file = os.path.join(run_dir, f"{args.exp_name}.pt")
+    # The run reports its final network (the online weights after the last gradient step), as
+    # CleanRL and SB3 do; the model the checks kept (the last model competes too) is saved and
+    # scored beside it.
+    final_weights = copy.deepcopy(q_network.state_dict())
+    kept = bool(args.check_frequency and best.step)
+    model_file = f"{run_dir}/{args.exp_name}.pt"
     if args.save_model:
-        save_file(model_file, final_weights)
+        torch.save(final_weights, model_file)
         if kept:
-            save_file(os.path.join(run_dir, f"{args.exp_name}_kept.pt"), best.weights)
-    if stop is not None:
-        raise stop
+            torch.save(best.weights, f"{run_dir}/{args.exp_name}_kept.pt")
+    if stopped:
+        raise KeyboardInterrupt
     video_dir = f"videos/{run_name}" if args.capture_video else None
-    final_returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
-    result = {"final_returns": final_returns.tolist(), "final_mean": final_returns.mean(),
-              "final_std": final_returns.std()}
+    final = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
+    result = {"final_returns": final.tolist(), "final_mean": final.mean(),
+              "final_std": final.std()}
     if kept:  # the same evaluation episodes score the model the checks kept
         q_network.load_state_dict(best.weights)
         kept_returns = evaluate(q_network, args.env_id, eval_seeds, device)
-        result.update(kept_returns=kept_returns.tolist(), kept_mean=kept_returns.mean(), kept_std=kept_returns.std(),
-                      kept_step=best.step, kept_check_score=best.score)
+        result.update(kept_returns=kept_returns.tolist(), kept_mean=kept_returns.mean(),
+                      kept_std=kept_returns.std(), kept_step=best.step,
+                      kept_check_score=best.score)
         q_network.load_state_dict(final_weights)
-    save_file(os.path.join(run_dir, "eval.json"), result)
-
-    script = os.path.relpath(__file__)  # the commands below run as printed from where this run started
-    plot = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "plot_results.py"))
-    print(f"result: {result['final_mean']:.1f} ± {result['final_std']:.1f} over {args.eval_episodes} greedy "
-          "episodes: the final network")
+    with open(f"{run_dir}/eval.json", "w") as f:
+        json.dump(result, f, indent=2, allow_nan=False)
+    script = os.path.relpath(__file__)  # the commands below run as printed from here
+    here = os.path.dirname(os.path.abspath(__file__))
+    plot = os.path.relpath(f"{here}/benchmarks/plot_results.py")
+    print(f"result: {final.mean():.1f} ± {final.std():.1f} over {len(final)} greedy episodes: "
+          "the final network")
     if kept:  # the best greedy check: a model chosen by its score, so reported beside
-        print(f"        the kept model (step {best.step}, {best.score:.1f} on {args.check_episodes} check episodes): "
-              f"{result['kept_mean']:.1f} ± {result['kept_std']:.1f} on the same episodes")
+        print(f"        the kept model (step {best.step}, {best.score:.1f} on "
+              f"{best.episodes} check episodes): {kept_returns.mean():.1f} ± "
+              f"{kept_returns.std():.1f} on the same episodes")
     print(f"files:  {run_dir}/ ({', '.join(sorted(os.listdir(run_dir)))})")
     print(f"plot:   python {plot} {run_dir}")
     if args.save_model:
@@ -601,61 +544,57 @@ def train_and_report(args, env, q_network, device, eval_seeds, run_name):
         print(f"video:  python {script} --eval-model {model_file} --capture-video")
     if video_dir:
         print(f"        videos of the final network: {video_dir}/")
-    return final_returns
+    return final
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.capture_video:
-        try:
-            import imageio_ffmpeg, pygame  # noqa: F401,E401  (pygame draws classic-control frames, imageio writes)
+        try:  # pygame draws classic-control frames, imageio-ffmpeg writes them
+            import imageio_ffmpeg, pygame  # noqa: F401,E401
         except ImportError:
             fail("--capture-video needs pygame and moviepy: pip install -r requirements.txt")
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no screen needed
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    if args.cuda and not torch.cuda.is_available():
-        print("note: --cuda given but no GPU is available; running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(1)  # a small MLP does not gain from more threads (benchmarks/)
-
-    env = make_env(args)
-    q_network = QNetwork(env.observation_space.shape[0], env.action_space.n, args.hidden_dim).to(device)
+    try:
+        env = make_env(args.env_id)
+        q_network = QNetwork(env.observation_space.shape[0], env.action_space.n,
+                             args.hidden_dim).to(device)
+        if args.eval_model:
+            env.close()
+            load_model(q_network, args.eval_model)
+    except ValueError as e:
+        fail(e)
     eval_seeds = [episode_seed(args.seed, episode) for episode in range(args.eval_episodes)]
     if args.eval_model:
-        env.close()
-        load_model(q_network, args.eval_model)
-        q_network.to(device)
         run_folder = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))
         video_dir = f"videos/{run_folder}-eval" if args.capture_video else None
         returns = evaluate(q_network, args.env_id, eval_seeds, device, video_dir=video_dir)
-        print(f"result: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} greedy episodes: "
-              f"{args.eval_model}")
-        if args.capture_video:
+        print(f"result: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} "
+              f"greedy episodes: {args.eval_model}")
+        if video_dir:
             print(f"video:  {video_dir}/")
         return returns
-
-    Stopped.signum = None  # a scheduler's stop ends the run as Ctrl-C does; the handlers are put back at the end
-    handlers = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     try:
-        run_name = new_run_dir(run_name)
-        return train_and_report(args, env, q_network, device, eval_seeds, run_name)
-    except OSError as e:  # no space left, no permission: which file and why; what was written stays as it is
-        env.close()
-        print(f"error: cannot write {e.filename or f'runs/{run_name}/'}: {e.strerror or e}", file=sys.stderr)
+        return train_and_report(args, env, q_network, device, eval_seeds)
+    except MemoryError:  # numpy's allocation of the replay buffer
+        fail(f"--buffer-size {args.buffer_size} does not fit in memory")
+    except OSError as e:  # no space left, no permission: which file and why
+        print(f"error: cannot write {e.filename or 'runs/'}: {e.strerror or e}",
+              file=sys.stderr)
         sys.exit(1)
-    except (KeyboardInterrupt, Stopped):  # one way out for both signals, the logs and models written by then
-        signum = Stopped.signum or signal.SIGINT  # a KeyboardInterrupt: Ctrl-C
-        what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+    except FloatingPointError as e:  # a NaN or infinite loss
+        print(f"error: {e}; stopping the run", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:  # the logs and models written by then stay
         saved = ", the model is saved" if args.save_model else ""
-        print(f"{what}: logs are complete up to here{saved}", file=sys.stderr)
-        sys.exit(128 + signum)
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+        print(f"interrupted (Ctrl-C): logs are complete up to here{saved}", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
