@@ -340,7 +340,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False,
                                 exit_on_error=False,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add, on_off = p.add_argument, argparse.BooleanOptionalAction
+    on_off = argparse.BooleanOptionalAction
+    add = p.add_argument_group("algorithm").add_argument
     add("--env-id", default="CartPole-v1", help="a flat Box observation, Discrete actions")
     add("--total-timesteps", type=int, default=50_000, help="env steps")
     add("--learning-rate", type=float, default=1e-3, help="Adam's step size (lecture: 1e-4)")
@@ -360,12 +361,14 @@ def parse_args(argv=None):
     add("--hidden-dim", type=int, default=64, help="units in each hidden layer (lecture: 128)")
     add("--loss", choices=["mse", "huber"], default="mse", help="squared error, or Huber")
     add("--max-grad-norm", type=float, default=10.0, help="clip the gradient's norm to this")
+    add = p.add_argument_group("run and logs").add_argument
     add("--seed", type=int, default=1, help="seeds it all")
     add("--exp-name", default=SCRIPT[:-3], help="runs/<env>__<exp-name>__<seed>__<time>_<suffix>")
     add("--save-model", action=on_off, default=True, help="save the final and kept network")
     add("--probe-states", type=int, default=1_000, help="states whose Q train.csv logs")
     add("--cuda", action="store_true", help="use a GPU when there is one")
     add("--torch-deterministic", action=on_off, default=True, help="cudnn.deterministic")
+    add = p.add_argument_group("evaluation").add_argument
     add("--eval-episodes", type=int, default=10, help="greedy episodes that score the models")
     add("--check-frequency", type=int, default=5_000, help="steps between checks (0: none)")
     add("--check-episodes", type=int, default=10, help="greedy episodes per check")
@@ -394,10 +397,10 @@ def parse_args(argv=None):
                      ("exploration-fraction", 0 < a.exploration_fraction <= 1),
                      ("hidden-dim", a.hidden_dim > 0),
                      ("max-grad-norm", 0 < a.max_grad_norm < inf),
-                     ("seed", 0 <= a.seed < 2**32), ("probe-states", a.probe_states >= 0),
-                     ("eval-episodes", a.eval_episodes > 0),
+                     ("seed", 0 <= a.seed < 2**32), ("probe-states", 0 <= a.probe_states <= 10**6),
+                     ("eval-episodes", 0 < a.eval_episodes <= 10**4),
                      ("check-frequency", a.check_frequency >= 0),
-                     ("check-episodes", a.check_episodes > 0)]:
+                     ("check-episodes", 0 < a.check_episodes <= 10**4)]:
         if not ok:  # NaN, a negative count, a batch larger than the buffer, ...
             fail(f"--{flag} {getattr(a, flag.replace('-', '_'))} is out of range")
     return args
@@ -480,8 +483,10 @@ class Logs:
     def progress(self, step, epsilon, recent_returns):
         if step % self.every == 0 or step == self.total:
             mean = f"{np.mean(recent_returns):7.1f}" if recent_returns else "      -"
-            print(f"step {step:>8}/{self.total} | {step / self.seconds():6.0f} SPS | return "
-                  f"(last {len(recent_returns)}) {mean} | epsilon {epsilon:.3f}", flush=True)
+            sps = step / self.seconds()
+            print(f"step {step:>8}/{self.total} | {sps:6.0f} SPS | ETA "
+                  f"{(self.total - step) / sps:5.0f}s | return (last "
+                  f"{len(recent_returns)}) {mean} | epsilon {epsilon:.3f}", flush=True)
 
     def close(self):
         for f in [*self.files.values(), self.writer]:
@@ -563,13 +568,15 @@ def main(argv=None):
         torch.set_num_threads(1)  # a small MLP does not gain from more threads (benchmarks/)
     try:
         env = make_env(args.env_id)
-        q_network = QNetwork(env.observation_space.shape[0], env.action_space.n,
-                             args.hidden_dim).to(device)
+        n_obs, n_actions = env.observation_space.shape[0], env.action_space.n
+        q_network = QNetwork(n_obs, n_actions, args.hidden_dim).to(device)
         if args.eval_model:
             env.close()
             load_model(q_network, args.eval_model)
     except ValueError as e:
         fail(e)
+    except (MemoryError, RuntimeError):  # torch cannot allocate the layers
+        fail(f"--hidden-dim {args.hidden_dim} does not fit in memory")
     eval_seeds = [episode_seed(args.seed, episode) for episode in range(args.eval_episodes)]
     if args.eval_model:
         run_folder = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))

@@ -784,6 +784,32 @@ def test_replay_buffer_samples_a_batch_of_the_size_asked(script):
     assert set(batch[2].tolist()) <= {3.0, 4.0, 5.0, 6.0, 7.0, 8.0}  # the 6 newest rows
 
 
+def test_lesson_functions_can_be_called_from_a_notebook_and_raise_instead_of_exiting(dqn, tmp_path):
+    """A notebook imports dqn_cartpole.py, calls its lesson functions on hand-made tensors, and a bad
+    call raises an exception it can catch (never SystemExit, which would end the kernel)."""
+    class FixedQ(torch.nn.Module):  # Q(s', ·) = s' itself: two actions, two numbers per state
+        def forward(self, obs):
+            return obs
+    rewards = torch.tensor([1.0, 0.5, -1.0])
+    next_obs = torch.tensor([[2.0, 3.0], [4.0, -1.0], [10.0, 20.0]])
+    terminated = torch.tensor([0.0, 0.0, 1.0])
+    td_target = dqn.compute_td_target(FixedQ(), rewards, next_obs, terminated, 0.5)
+    assert td_target.tolist() == [1.0 + 0.5 * 3.0, 0.5 + 0.5 * 4.0, -1.0]
+    rb = dqn.ReplayBuffer(3, 2, np.random.default_rng(0))
+    for i in range(4):  # the 4th row overwrites the 1st
+        rb.add(np.array([i, i]), i % 2, float(i), np.array([i + 10, i + 10]), i == 2)
+    assert (rb.size, rb.pos) == (3, 1) and rb.rewards.tolist() == [3.0, 1.0, 2.0]
+    obs, actions, rewards_b, next_obs_b, terminated_b = rb.sample(64, "cpu")
+    assert torch.equal(next_obs_b, obs + 10) and torch.equal(actions, obs[:, 0].long() % 2)
+    for env_id in ["NoSuchEnv-v0", "ALE/Breakout-v5", "Pendulum-v1"]:
+        with pytest.raises(ValueError, match=env_id):
+            dqn.make_env(env_id)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for path in [tmp_path / "missing.pt", tmp_path / "empty.pt"]:
+        with pytest.raises(ValueError, match="is not a model of dqn_cartpole.py"):
+            dqn.load_model(dqn.QNetwork(4, 2, 8), str(path))
+
+
 def test_replay_buffer_wraps_around_and_samples_only_written_rows(dqn):
     rb = dqn.ReplayBuffer(5, 1, np.random.default_rng(0))
     for i in range(2):
@@ -832,10 +858,8 @@ def test_bad_input_is_one_line_and_exit_code_2(dqn, flags, tmp_path, capsys, mon
     assert "weights_only" not in err and "np.int64" not in err
     if "ALE/Breakout-v5" in flags:
         assert "dqn_atari.py" in err
-    if flags[-1] in ("empty.pt", "/dev/null", "truncated.pt", "README.md"):
-        assert "is not a saved model of dqn_cartpole.py" in err
-    if flags[-1] == "small.pt":
-        assert "[16, 4] in the file and [64, 4] here" in err
+    if flags[-1] in ("empty.pt", "/dev/null", "truncated.pt", "README.md") or "small.pt" in flags:
+        assert "is not a model of dqn_cartpole.py at this --env-id and --hidden-dim" in err
 
 
 def test_eval_json_is_valid_json_when_no_check_ran(tmp_path):
@@ -893,7 +917,7 @@ def test_model_saved_by_another_script_is_refused_naming_it(tmp_path):
     torch.save({}, run_dir / "dueling_dqn.pt")
     result = run_script("dqn_cartpole.py", "--eval-model", run_dir / "dueling_dqn.pt", cwd=tmp_path)
     assert_one_line_error(result)
-    assert "saved by dueling_dqn.py" in result.stderr
+    assert "dueling_dqn.pt is not a model of dqn_cartpole.py" in result.stderr
 
 
 def test_best_model_keeps_the_best_checked_weights_on_episodes_apart_from_the_eval(dqn, monkeypatch):
@@ -1048,29 +1072,6 @@ def test_ctrl_c_stops_cleanly_with_logs_and_model(tmp_path):
     assert (run_dir / "dqn_cartpole.pt").exists()
 
 
-
-
-def test_a_signal_during_training_is_noted_and_the_loop_stops_after_that_step(dqn, tmp_path, monkeypatch, capsys):
-    """While training, the handler only notes SIGTERM (an exception raised wherever the signal lands could cut a
-    TensorBoard write in half and hang its writer thread); the loop stops after that step: exit 143, model saved."""
-    original_add, calls = dqn.ReplayBuffer.add, {"add": 0, "handler returned": False}
-
-    def add_then_signal(self, *row):
-        original_add(self, *row)
-        calls["add"] += 1
-        if calls["add"] == 300:
-            dqn.on_signal(signal.SIGTERM, None)  # what the signal would do, here, mid-step
-            calls["handler returned"] = True
-    monkeypatch.setattr(dqn.ReplayBuffer, "add", add_then_signal)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        dqn.main([*map(str, TINY), "--total-timesteps", "1000"])
-    assert exit_info.value.code == 143 and calls == {"add": 300, "handler returned": True}
-    assert capsys.readouterr().err.strip() == "terminated (SIGTERM): logs are complete up to here, the model is saved"
-    assert (only_run_dir(tmp_path) / "dqn_cartpole.pt").exists()
-    assert signal.getsignal(signal.SIGTERM) is not dqn.on_signal  # the handlers are put back
-
-
 @pytest.mark.parametrize("script", DQN_SCRIPTS)
 def test_agent_env_evaluation_and_probe_streams_are_independent(script):
     """The agent's first draws (exploration, replay sampling) are none of the envs', the evaluation's or the probe's:
@@ -1078,7 +1079,7 @@ def test_agent_env_evaluation_and_probe_streams_are_independent(script):
     module = load_script(script)
     for seed in [0, 1, 2, 12345]:
         agent, env_seed, probe = module.random_streams(seed)
-        env = module.make_env(module.parse_args(["--seed", str(seed)]))
+        env = module.make_env("CartPole-v1")
         env.reset(seed=env_seed)
         eval_env = module.gym.make("CartPole-v1")
         eval_env.reset(seed=module.episode_seed(seed, 0))
@@ -1091,29 +1092,12 @@ def test_agent_env_evaluation_and_probe_streams_are_independent(script):
 
 
 @pytest.mark.parametrize("script", DQN_SCRIPTS)
-def test_sigterm_stops_cleanly_with_logs_and_model(script, tmp_path):
-    """A scheduler's SIGTERM ends the run as Ctrl-C does: one line, exit code 143, whole CSV rows, the model saved."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, str(ROOT / script), "--learning-starts", "90000"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for_rows(tmp_path, "episodes.csv", 5)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
-    assert stderr.strip().splitlines() == ["terminated (SIGTERM): logs are complete up to here, the model is saved"]
-    run_dir = only_run_dir(tmp_path)
-    rows = read_csv(run_dir / "episodes.csv")
-    assert len(rows) >= 5 and all(row["elapsed_s"] for row in rows)  # every row complete, the file closed cleanly
-    assert (run_dir / f"{script[:-3]}.pt").exists() and not list(run_dir.glob("*.tmp*"))
-
-
-@pytest.mark.parametrize("script", DQN_SCRIPTS)
 def test_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(script, tmp_path, monkeypatch, capsys):
     (tmp_path / "runs").write_text("a file where the runs/ folder would go")
     result = run_script(script, *TINY, cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.startswith("error: cannot write runs/") and "Not a directory" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
-    # a disk that fills up mid-run (measured on a 12 KB tmpfs: the failed write fails again at close()): one line naming the reason, the rows written before it intact
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == ["error: cannot write runs: File exists"]
+    # a disk that fills up mid-run: one line naming the reason, the rows written before it intact
     module = load_script(script)
     monkeypatch.setattr(module, "open", FullDisk("episodes.csv", 600), raising=False)
     (tmp_path / "sub").mkdir()
@@ -1121,9 +1105,8 @@ def test_files_that_cannot_be_written_end_in_one_line_and_exit_code_1(script, tm
     with pytest.raises(SystemExit) as stop:
         module.main([*map(str, TINY), "--total-timesteps", "3000"])
     assert stop.value.code == 1
-    err = capsys.readouterr().err
+    assert capsys.readouterr().err.strip().splitlines() == ["error: cannot write runs/: No space left on device"]
     run_dir = only_run_dir(tmp_path / "sub")
-    assert err.strip().splitlines() == [f"error: cannot write runs/{run_dir.name}/: No space left on device"]
     assert json.loads((run_dir / "args.json").read_text())["total_timesteps"] == 3000
     rows = read_csv(run_dir / "episodes.csv")
     assert 5 < len(rows) and all(row["elapsed_s"] for row in rows)  # whole rows up to where the disk filled
@@ -1137,39 +1120,23 @@ def test_same_second_runs_get_folders_of_their_own(script, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     for _ in range(2):
         module.main([*map(str, TINY), "--check-frequency", "0", "--probe-states", "0"])
-    name = f"CartPole-v1__{script[:-3]}__1__1000000"
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [name, f"{name}_2"]
-    assert all((tmp_path / "runs" / folder / "eval.json").exists() for folder in [name, f"{name}_2"])
+    prefix = f"CartPole-v1__{script[:-3]}__1__1000000_"
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(folders) == 2 and all(folder.startswith(prefix) for folder in folders)
+    assert all((tmp_path / "runs" / folder / "eval.json").exists() for folder in folders)
 
 
-@pytest.mark.parametrize("script, flags, flag", [
-    ("dqn_cartpole.py", ["--buffer-size", 10**12, "--batch-size", 8], "--buffer-size"),
-    ("dqn_cartpole.py", ["--hidden-dim", 10**7], "--hidden-dim"),
-    ("dqn_cartpole.py", ["--probe-states", 10**10], "--probe-states"),
-    ("dqn_cartpole.py", ["--eval-episodes", 10**10], "--eval-episodes"),
-    ("double_dqn.py", ["--buffer-size", 10**12], "--buffer-size"),
-    ("dueling_dqn.py", ["--hidden-dim", 10**7], "--hidden-dim"),  # its two streams: counted from its own network
-    ("per_dqn.py", ["--buffer-size", 10**12], "--buffer-size")])
-def test_a_size_that_cannot_fit_in_memory_is_refused_at_once(script, flags, flag, tmp_path):
-    start = time.time()
-    result = run_script(script, *flags, cwd=tmp_path, timeout=60)
-    assert_one_line_error(result)
-    assert result.stderr.startswith(f"error: {flag} ") and "GB of memory" in result.stderr
-    assert time.time() - start < 30 and not (tmp_path / "runs").exists()
-
-
-@pytest.mark.parametrize("script", ["dqn_cartpole.py", "per_dqn.py"])
-def test_the_memory_check_counts_what_the_buffer_really_allocates(script):
+@pytest.mark.parametrize("script", DQN_SCRIPTS)
+def test_a_size_that_cannot_be_allocated_is_one_line_naming_its_flag(script, tmp_path, monkeypatch, capsys):
+    """Caught where it is allocated: numpy's replay buffer, torch's layers. One line, exit code 2."""
     module = load_script(script)
-    for capacity in [1, 1000, 1025]:
-        expected = module.memory_needed(module.parse_args(["--buffer-size", str(capacity), "--batch-size", "1"]), 4, 2)
-        if script == "per_dqn.py":
-            rb = module.PrioritizedReplayBuffer(capacity, 4, np.random.default_rng(0), alpha=0.6, eps=1e-6)
-            arrays = [rb.obs, rb.next_obs, rb.actions, rb.rewards, rb.terminated, rb.tree.nodes]  # the ring and the tree
-        else:
-            rb = module.ReplayBuffer(capacity, 4, np.random.default_rng(0))
-            arrays = [rb.obs, rb.next_obs, rb.actions, rb.rewards, rb.terminated]
-        assert sum(array.nbytes for array in arrays) == expected["buffer-size"]
+    monkeypatch.chdir(tmp_path)
+    for flags, line in [(["--buffer-size", 10**12, "--batch-size", 8],
+                         "error: --buffer-size 1000000000000 does not fit in memory"),
+                        (["--hidden-dim", 10**8], "error: --hidden-dim 100000000 does not fit in memory")]:
+        with pytest.raises(SystemExit) as stop:
+            module.main([str(flag) for flag in flags])
+        assert stop.value.code == 2 and capsys.readouterr().err.strip() == line
 
 
 # ---- double_dqn.py, dueling_dqn.py, per_dqn.py ----
@@ -1550,7 +1517,7 @@ def test_dueling_model_with_a_non_default_width_evaluates_from_the_run_folder_al
     assert _result_line(result.stdout).startswith(f"result: {saved['final_mean']:.1f} ± {saved['final_std']:.1f} over 2 greedy")
     refused = run_script("dqn_cartpole.py", "--eval-model", run_dir / "dueling_dqn.pt", cwd=tmp_path)
     assert_one_line_error(refused)
-    assert "saved by dueling_dqn.py" in refused.stderr
+    assert "dueling_dqn.pt is not a model of dqn_cartpole.py" in refused.stderr
 
 
 def test_probe_states_change_no_training_number(tmp_path):
