@@ -243,14 +243,12 @@ def due(global_step, num_envs, frequency):
 def update_target_network(target_network, q_network, tau):
     """θ⁻ <- τ θ + (1 - τ) θ⁻: with τ = 1 the hard copy of Algorithm 1, with τ < 1 Polyak
     averaging."""
-    pairs = zip(target_network.parameters(), q_network.parameters())
-    for target_param, param in pairs:
+    for target_param, param in zip(target_network.parameters(), q_network.parameters()):
         target_param.data.copy_(tau * param.data + (1 - tau) * target_param.data)
 
 
 def train(args, envs, q_network, device, logs, checkpoint=None):
-    """Algorithm 1 for --total-timesteps env steps; from a loaded `checkpoint` on
-    (--resume), if one is given."""
+    """Algorithm 1 for --total-timesteps env steps, from `checkpoint` on if given."""
     rng, env_seed, _ = random_streams(args.seed, args.num_envs)
     n_actions = envs.single_action_space.n
     target_network = copy.deepcopy(q_network)
@@ -413,8 +411,7 @@ def evaluate(q_network, args, device, video_path=None):
                     with torch.inference_mode():
                         q = q_network(torch.from_numpy(obs).to(device))
                     action = q.argmax(dim=1).item()
-                step = env.step(np.array([action]))
-                obs, reward, terminated, truncated, _ = step
+                obs, reward, terminated, truncated, _ = env.step(np.array([action]))
                 returns[game] += reward[0]
                 lengths[game] += 1
                 # a game over (no life-loss signal here) or the frame cap
