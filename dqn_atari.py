@@ -100,17 +100,13 @@ class QNetwork(nn.Module):
             nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
             nn.Linear(512, n_actions),
         )
-        # the conv kernels' fast layout on a CPU (oneDNN): 1.2-1.3x a gradient step, same
-        # products
-        if channels_last:
+        if channels_last:  # the conv kernels' fast layout on a CPU (oneDNN)
             self.to(memory_format=torch.channels_last)
 
     def forward(self, obs):
-        # reordered while still uint8: a quarter of the bytes of the float copy
-        if self.channels_last:
+        if self.channels_last:  # reordered while still uint8
             obs = obs.contiguous(memory_format=torch.channels_last)
-        # obs stays uint8 until here, on the device: the one conversion to float (it keeps
-        # the layout)
+        # obs stays uint8 until here, on the device: the one conversion to float
         return self.net(obs.float() / 255.0)
 
 
@@ -165,8 +161,7 @@ class ReplayBuffer:
             self.valid[i, slot] = True
 
     def _stacks(self, env, slot):
-        """(B, 4, 84, 84) stacks ending at `slot`, oldest frame first, zero before an
-        episode's start."""
+        """(B, 4, 84, 84) stacks ending at `slot`, zero before an episode's start."""
         idx = (slot[:, None] + np.arange(-(STACK - 1), 1)) % self.slots
         stacks = self.frames[env[:, None], idx]
         first = self.first[env[:, None], idx]
@@ -204,9 +199,7 @@ class ReplayBuffer:
 
 
 # ---------------- schedule
-def linear_schedule(start_e, end_e, duration, t):
-    """Epsilon falls linearly from start_e to end_e over `duration` steps, then stays at
-    end_e."""
+def linear_schedule(start_e, end_e, duration, t):  # then stays at end_e
     return max(end_e, start_e + (end_e - start_e) * t / duration)
 
 
@@ -225,10 +218,9 @@ def compute_td_target(target_network, rewards, next_obs, terminated, gamma):
 
 
 def td_loss(q_network, target_network, batch, gamma, loss_fn, bf16=False):
-    """Eq. (3): the loss between Q(s, a; θ) and the TD target y on a sampled batch; returns
-    it and Q(s, a; θ). With --bf16 the online network's forward pass (and so the backward)
-    runs in bfloat16 under autocast (1.4x a gradient step on this CPU); the weights stay
-    float32, the TD target and the loss are computed in float32."""
+    """Eq. (3): the loss between Q(s, a; θ) and the TD target y on a sampled batch, and
+    Q(s, a; θ). --bf16: the online network's passes in bfloat16 (autocast); the weights,
+    the TD target and the loss in float32."""
     obs_b, actions_b, rewards_b, next_obs_b, terminated_b = batch
     td_target = compute_td_target(target_network, rewards_b, next_obs_b,
                                   terminated_b, gamma)
@@ -251,26 +243,22 @@ def due(global_step, num_envs, frequency):
 def update_target_network(target_network, q_network, tau):
     """θ⁻ <- τ θ + (1 - τ) θ⁻: with τ = 1 the hard copy of Algorithm 1, with τ < 1 Polyak
     averaging."""
-    pairs = zip(target_network.parameters(), q_network.parameters())
-    for target_param, param in pairs:
+    for target_param, param in zip(target_network.parameters(), q_network.parameters()):
         target_param.data.copy_(tau * param.data + (1 - tau) * target_param.data)
 
 
 def train(args, envs, q_network, device, logs, checkpoint=None):
-    """Algorithm 1 for --total-timesteps env steps; from a loaded `checkpoint` on
-    (--resume), if one is given."""
+    """Algorithm 1 for --total-timesteps env steps, from `checkpoint` on if given."""
     rng, env_seed, _ = random_streams(args.seed, args.num_envs)
     n_actions = envs.single_action_space.n
     target_network = copy.deepcopy(q_network)
-    # fused=True: Adam's update as one kernel over all parameters (the same update; 1.1x the
-    # gradient step here)
+    # fused=True: Adam's update as one kernel (the same update)
     optimizer = torch.optim.Adam(q_network.parameters(),
                                  lr=args.learning_rate, eps=args.adam_eps, fused=True)
     rb = ReplayBuffer(args.buffer_size, args.num_envs, rng)
     loss_fn = F.mse_loss if args.loss == "mse" else F.smooth_l1_loss
     recent_returns, start_step = deque(maxlen=20), 0
-    # the networks, Adam, every generator, the buffer and the step counter as they were; the
-    # games restart
+    # --resume: networks, Adam, generators, buffer and step as they were; new games
     if checkpoint is not None:
         start_step = restore(checkpoint, q_network, target_network, optimizer, rb, rng,
                              recent_returns)
@@ -281,8 +269,7 @@ def train(args, envs, q_network, device, logs, checkpoint=None):
     episode_start = np.ones(args.num_envs, dtype=bool)
     # each env's first game after a resume, marked in the log
     resumed = np.full(args.num_envs, checkpoint is not None)
-    # a log episode is a whole game over all lives, with the real (unclipped) score papers
-    # report
+    # a log episode is a whole game (all lives), with the real score papers report
     episode_returns = np.zeros(args.num_envs)
     episode_lengths = np.zeros(args.num_envs, dtype=int)
     # &= below: in place, on the device; what a stop looks at before it saves the model
@@ -332,8 +319,6 @@ def train(args, envs, q_network, device, logs, checkpoint=None):
             episode_returns[i], episode_lengths[i], resumed[i] = 0, 0, False
 
         if global_step >= args.learning_starts:
-            # --train-frequency counts env steps summed over envs: one gradient step per
-            # multiple crossed
             for _ in range(due(global_step, args.num_envs, args.train_frequency)):
                 if args.anneal_lr:
                     frac = 1 - global_step / args.total_timesteps
@@ -361,9 +346,8 @@ def train(args, envs, q_network, device, logs, checkpoint=None):
 
         steps_done = global_step + args.num_envs
         logs.progress(steps_done, epsilon, recent_returns)
-        # plumbing, between two steps, where the networks, the buffer and the logs agree: a
-        # checkpoint when one is due or SIGTERM asked to stop (not after the last step: the
-        # run is done), then a signal's stop
+        # between two steps (networks, buffer, logs agree): a checkpoint when due or on
+        # SIGTERM (not after the last step), then a signal's stop
         every = args.checkpoint_frequency
         if every and steps_done < args.total_timesteps and (
                 Stopped.signum == signal.SIGTERM
@@ -427,16 +411,14 @@ def evaluate(q_network, args, device, video_path=None):
                     with torch.inference_mode():
                         q = q_network(torch.from_numpy(obs).to(device))
                     action = q.argmax(dim=1).item()
-                step = env.step(np.array([action]))
-                obs, reward, terminated, truncated, _ = step
+                obs, reward, terminated, truncated, _ = env.step(np.array([action]))
                 returns[game] += reward[0]
                 lengths[game] += 1
                 # a game over (no life-loss signal here) or the frame cap
                 done = terminated[0] or truncated[0]
                 if video_env is not None and game == 0:
                     video = video_env.step(np.array([action]))
-                    # the step that ends the game already returns the next game's first
-                    # frame
+                    # the step that ends a game returns the next one's first frame
                     frame = video[4]["final_obs"] if done else video[0]
                     frames.append(frame[0, 0])
         if video_env is not None:
@@ -517,11 +499,10 @@ def parse_args(argv=None):
             ("tau exploration_fraction", "(0", 1), ("threads", "[1", math.inf),
             ("eval_episodes", "(0", EVAL_GAMES_PER_SEED)]:
         for name in names.split():
-            x, least = vars(args)[name], float(low[1:])
-            if x is not None and not (math.isfinite(x) and x <= high and (
-                    x > least or x == least and low[0] == "[")):
-                bound = f"in {low}, {high}]" if high < math.inf else (
-                    f">{'=' * (low[0] == '[')} {low[1:]}")
+            x, least, closed = vars(args)[name], float(low[1:]), low[0] == "["
+            if x is not None and not (math.isfinite(x) and (
+                    least < x <= high or closed and x == least)):
+                bound = f"in {low}, {high}]" if high < math.inf else f">{'=' * closed} {least:g}"
                 fail(f"argument --{name.replace('_', '-')}: must be a finite number {bound}, "
                      f"got {x}")
     if args.capture_video and not importlib.util.find_spec("imageio_ffmpeg"):
@@ -572,9 +553,9 @@ class BadInput(ValueError):
     """Bad input: main() says why in one line, exit code 2."""
 
 
-def fail(message):
+def fail(message, code=2):
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def atari_game(env_id):
@@ -607,15 +588,13 @@ def default_threads():
     return os.cpu_count() or 1
 
 
-AGENT_STREAM, ENV_STREAM, TORCH_STREAM, EVAL_STREAM = range(4)
+ENV_STREAM, EVAL_STREAM = 1, 3  # SeedSequence(seed)'s children: agent, env, torch, eval
 
 
 def random_streams(seed, num_envs, resumed_at=0):
-    """The agent's generator (exploration, replay sampling), the envs' seed and torch's
-    (the initial weights): children of one SeedSequence(seed), apart, where
-    default_rng(seed) and reset(seed=seed) would be one stream. Env i gets env_seed + i,
-    below EVAL_SEEDS_FROM; a run resumed at step n plays fresh games, from the env
-    child's child n."""
+    """The agent's generator (exploration, replay sampling), the envs' seed (env i:
+    env_seed + i) and torch's (the weights), apart; a run resumed at step n plays fresh
+    games, from the env child's child n."""
     agent_ss, env_ss, torch_ss, _ = np.random.SeedSequence(seed).spawn(4)
     if resumed_at:
         env_ss = np.random.SeedSequence(seed, spawn_key=(ENV_STREAM, resumed_at))
@@ -720,30 +699,27 @@ def save_checkpoint(logs, step, q_network, target_network, optimizer, rb, rng,
                     recent_returns):
     """The buffer in checkpoint-<step>.npz, the rest in checkpoint.pt, each written aside
     and renamed, then the older buffer deleted: a kill leaves a whole checkpoint."""
-    buffer = os.path.join(logs.run_dir, f"checkpoint-{step}.npz")
+    buffer, path = f"{logs.run_dir}/checkpoint-{step}.npz", f"{logs.run_dir}/checkpoint.pt"
     with open(buffer + ".tmp", "wb") as f:
         np.savez(f, **{key: getattr(rb, key) for key in BUFFER})
     os.replace(buffer + ".tmp", buffer)
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-    state = {"logs": logs.state(step), "q_network": q_network.state_dict(),
-             "target_network": target_network.state_dict(), "cuda_rng": cuda,
-             "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-             "numpy_rng": rng.bit_generator.state,
-             "recent_returns": [float(r) for r in recent_returns]}
-    path = os.path.join(logs.run_dir, "checkpoint.pt")
-    torch.save(state, path + ".tmp")
+    torch.save({"q_network": q_network.state_dict(), "logs": logs.state(step),
+                "target_network": target_network.state_dict(), "cuda_rng": cuda,
+                "optimizer": optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state,
+                "recent_returns": [float(r) for r in recent_returns]}, path + ".tmp")
     os.replace(path + ".tmp", path)
     remove_checkpoints(logs.run_dir, keep=(path, buffer))
 
 
 def remove_checkpoints(run_dir, keep=()):
-    for path in glob.glob(os.path.join(run_dir, "checkpoint*")):
-        if path not in keep:
-            os.remove(path)
+    for path in set(glob.glob(f"{run_dir}/checkpoint*")) - set(keep):
+        os.remove(path)
 
 
 def load_checkpoint(run_dir):
-    if not os.path.isfile(path := os.path.join(run_dir, "checkpoint.pt")):
+    if not os.path.isfile(path := f"{run_dir}/checkpoint.pt"):
         raise BadInput(f"--resume {run_dir}: no checkpoint there")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -791,13 +767,11 @@ def write_video(frames, path):
     print(f"video saved to {path}")
 
 
-class Stopped(BaseException):
-    """Ctrl-C (exit 130) or SIGTERM (exit 143)."""
+class Stopped(BaseException):  # Ctrl-C (exit 130) or SIGTERM (exit 143)
     signum, training = None, False
 
 
-def on_signal(signum, frame):
-    """In training, train() stops between two steps; elsewhere at once."""
+def on_signal(signum, frame):  # in training, train() stops between two steps
     Stopped.signum = signum
     if not Stopped.training:
         raise Stopped
@@ -818,10 +792,10 @@ def train_and_evaluate(args, device):
         os.makedirs(run_dir)
         with open(os.path.join(run_dir, "args.json"), "w") as f:
             json.dump({**vars(args), "script": SCRIPT}, f, indent=2)
-    envs = make_envs(args, args.num_envs)
-    try:  # the envs and the logs are closed on every way out
+    saved = checkpoint and checkpoint["logs"]
+    with (contextlib.closing(make_envs(args, args.num_envs)) as envs,
+          contextlib.closing(Logs(run_dir, args.total_timesteps, saved)) as logs):
         q_network = QNetwork(envs.single_action_space.n).to(device)
-        logs = Logs(run_dir, args.total_timesteps, checkpoint and checkpoint["logs"])
         at = f", resumed at step {logs.start_step}" if checkpoint else ""
         print(f"run {os.path.basename(run_dir)}: logs in {run_dir}/{at}")
         try:
@@ -829,7 +803,8 @@ def train_and_evaluate(args, device):
             train(args, envs, q_network, device, logs, checkpoint)
         except (KeyboardInterrupt, Stopped) as stop:  # keep the logs and model
             logs.check_finite(logs.losses_finite, logs.finite_until)  # or no model
-            report = f"logs are complete up to {stop.args and f'step {stop.args[0]}' or 'here'}"
+            at = stop.args and f"step {stop.args[0]}" or "here"
+            report = f"logs are complete up to {at}"
             if args.save_model:
                 torch.save(q_network.state_dict(), model_path)
                 report += f", model saved to {model_path}"
@@ -839,9 +814,6 @@ def train_and_evaluate(args, device):
             raise Stopped(report) from None
         finally:
             Stopped.training = False
-            logs.close()
-    finally:
-        envs.close()
     if args.save_model:  # the model the summary reports: the final network
         torch.save(q_network.state_dict(), model_path)
     video = args.capture_video and f"videos/{os.path.basename(run_dir)}/eval-game-0.mp4"
@@ -872,14 +844,12 @@ def main(argv=None):
     torch.set_num_threads(args.threads or default_threads())
     Stopped.signum, handlers = None, {}  # put back at the end
     if threading.current_thread() is threading.main_thread():  # only it can
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            handlers[signum] = signal.signal(signum, on_signal)
+        handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if not args.eval_model:
             return train_and_evaluate(args, device)
-        probe = make_envs(args, 1, training=False)  # its action count
-        q_network = QNetwork(probe.single_action_space.n).to(device)
-        probe.close()
+        with contextlib.closing(make_envs(args, 1, training=False)) as probe:
+            q_network = QNetwork(probe.single_action_space.n).to(device)  # its actions
         load_model(q_network, args.eval_model)
         run = os.path.basename(os.path.dirname(os.path.abspath(args.eval_model)))
         video = args.capture_video and f"videos/{run}-eval/eval-game-0.mp4"
@@ -894,12 +864,9 @@ def main(argv=None):
     except BadInput as e:
         fail(e)
     except FloatingPointError as e:  # the loss became inf or nan
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        fail(e, 1)
     except OSError as e:  # the files written before stay as they were
-        print(f"error: cannot write {e.filename or 'a file'}: {e.strerror or e}",
-              file=sys.stderr)
-        sys.exit(1)
+        fail(f"cannot write {e.filename or 'a file'}: {e.strerror or e}", 1)
     finally:  # a later main() in this process starts unstopped
         Stopped.signum = None
         for signum, handler in handlers.items():
