@@ -25,6 +25,7 @@ import csv
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -470,6 +471,8 @@ class Logs:
               f"episodes{mark}")
 
     def progress(self, step, epsilon, recent_returns):
+        if Logs.ctrl_c:  # noted by on_ctrl_c: stop between two steps
+            raise KeyboardInterrupt
         if step % self.every == 0 or step == self.total:
             mean = f"{np.mean(recent_returns):7.1f}" if recent_returns else "      -"
             sps = step / self.seconds()
@@ -482,6 +485,12 @@ class Logs:
             f.close()
 
 
+def on_ctrl_c(signum, frame):
+    """Ctrl-C while training is noted, and the run stops after the step: raised wherever
+    it lands, it could cut a TensorBoard write in half and hang its writer thread."""
+    Logs.ctrl_c = True
+
+
 def train_and_report(args, env, q_network, device, eval_seeds):
     # a random suffix: two runs started in the same second never share a folder
     os.makedirs("runs", exist_ok=True)
@@ -490,11 +499,13 @@ def train_and_report(args, env, q_network, device, eval_seeds):
     run_name, stopped = os.path.basename(run_dir), False
     best = BestModel(q_network, args.env_id, args.check_episodes, args.seed, device)
     logs = Logs(run_dir, args)
+    Logs.ctrl_c, previous = False, signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         train(args, env, q_network, device, logs, best)
     except KeyboardInterrupt:  # the models are saved, then main() says so
         stopped = True
     finally:
+        signal.signal(signal.SIGINT, previous)
         logs.close()
         env.close()
     # The run reports its final network (the online weights after the last gradient step), as

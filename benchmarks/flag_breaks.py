@@ -145,7 +145,7 @@ BREAKS = {
                       'AtariVectorEnv(atari_game("BreakoutNoFrameskip-v4"),', ATARI_FLAGS_TEST),
     "atari: total-timesteps": ("dqn_atari.py", "num_iterations = args.total_timesteps // args.num_envs",
                                "num_iterations = 1_000 // args.num_envs", ATARI_FLAGS_TEST),
-    "atari: num-envs": ("dqn_atari.py", "envs = make_envs(args, args.num_envs)", "envs = make_envs(args, 1)",
+    "atari: num-envs": ("dqn_atari.py", "make_envs(args, args.num_envs)) as envs", "make_envs(args, 1)) as envs",
                         ATARI_FLAGS_TEST),
     "atari: sticky-actions": ("dqn_atari.py", "repeat_action_probability=0.25 if args.sticky_actions else 0.0",
                               "repeat_action_probability=0.0", ATARI_FLAGS_TEST),
