@@ -1141,7 +1141,7 @@ def test_a_size_that_cannot_be_allocated_is_one_line_naming_its_flag(script, tmp
     monkeypatch.chdir(tmp_path)
     for flags, line in [(["--buffer-size", 10**12, "--batch-size", 8],
                          "error: --buffer-size 1000000000000 does not fit in memory"),
-                        (["--hidden-dim", 10**8], "error: --hidden-dim 100000000 does not fit in memory")]:
+                        (["--hidden-dim", 10**10], "error: --hidden-dim 10000000000 does not fit in memory")]:
         with pytest.raises(SystemExit) as stop:
             module.main([str(flag) for flag in flags])
         assert stop.value.code == 2 and capsys.readouterr().err.strip() == line
