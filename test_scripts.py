@@ -1544,7 +1544,11 @@ def test_probe_states_change_no_training_number(dqn, tmp_path, capsys, monkeypat
 
 # ---- dqn_atari.py ----
 
-ATARI_TINY = ["--total-timesteps", 1500, "--learning-starts", 1000, "--buffer-size", 1000, "--batch-size", 32,
+# The flags a student may change the defaults of, at the values these tests were written for; a new run
+# starts from them (a --resume or --eval-model run takes its run's own), the test's own flags after them.
+ATARI_PINNED = ["--seed", 1, "--learning-rate", 1e-4, "--gamma", 0.99, "--start-e", 1.0, "--end-e", 0.01,
+                "--exploration-fraction", 0.1, "--batch-size", 32, "--total-timesteps", 10_000_000]
+ATARI_TINY = [*ATARI_PINNED, "--total-timesteps", 1500, "--learning-starts", 1000, "--buffer-size", 1000, "--batch-size", 32,
               "--target-network-frequency", 200, "--exploration-fraction", 0.5, "--eval-episodes", 1,
               "--eval-max-frames", 800, "--threads", 1]  # 1: the suite's two workers share two cores
 
@@ -1554,8 +1558,13 @@ def atari():
     return load_script("dqn_atari.py")
 
 
+def _pinned(flags):
+    flags = [str(flag) for flag in flags]
+    return flags if {"--resume", "--eval-model"} & set(flags) else [*map(str, ATARI_PINNED), *flags]
+
+
 def _atari_main(atari, *flags):
-    return atari.main([str(x) for x in flags])
+    return atari.main(_pinned(flags))
 
 
 def _atari_result(stdout):
@@ -2332,7 +2341,7 @@ def _atari_popen(tmp_path, *flags, driver=None):
     """dqn_atari.py (or a driver script that runs its main()) as a user runs it, stdout into a file to poll."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     out = open(tmp_path / "stdout.txt", "a")
-    command = [sys.executable, str(driver or ROOT / "dqn_atari.py"), *map(str, flags)]
+    command = [sys.executable, str(driver or ROOT / "dqn_atari.py"), *_pinned(flags)]
     return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
 
 

@@ -55,14 +55,13 @@ def edit(source):
         offsets.append(offsets[-1] + len(line))
     replacements, done = [], []  # (start, end, text)
     for node in ast.walk(tree):
-        call = isinstance(node, ast.Call)
-        if not (call and getattr(node.func, "attr", "") == "add_argument"):
+        if not (isinstance(node, ast.Call) and node.args):
             continue
-        if not (node.args and isinstance(node.args[0], ast.Constant)):
+        flag = getattr(node.args[0], "value", None)  # parser.add_argument("--flag", ...)
+        if not (isinstance(flag, str) and flag.startswith("--")):
             continue
-        flag = node.args[0].value
         for keyword in node.keywords:
-            if keyword.arg == "default" and flag:
+            if keyword.arg == "default":
                 try:
                     value = ast.literal_eval(keyword.value)
                 except ValueError:
