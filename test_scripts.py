@@ -2460,7 +2460,7 @@ def test_atari_resume_after_sigkill_goes_on_to_the_budget_with_continuous_logs(a
              "--batch-size", 4, "--checkpoint-frequency", 500, "--anneal-lr", "--exploration-fraction", 0.5,
              "--eval-episodes", 1, "--eval-max-frames", 40]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **kill)
-    killed = subprocess.run([sys.executable, str(driver), str(ROOT / "dqn_atari.py"), *map(str, flags)], cwd=tmp_path,
+    killed = subprocess.run([sys.executable, str(driver), str(ROOT / "dqn_atari.py"), *_pinned(flags)], cwd=tmp_path,
                             env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run_dir = only_run_dir(tmp_path)
