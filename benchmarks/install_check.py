@@ -74,8 +74,11 @@ def main():
         if path is None:
             print(f"| {python} | not on this machine | | |", flush=True)
             continue
-        version = subprocess.run([path, "--version"], capture_output=True,
-                                 text=True).stdout.split()[-1]
+        said = subprocess.run([path, "--version"], capture_output=True, text=True)
+        if said.returncode != 0 or not said.stdout.split():  # e.g. a pyenv shim with no version set
+            print(f"| {python} | not usable: {last_line(said.stderr)} | | |", flush=True)
+            continue
+        version = said.stdout.split()[-1]
         installed, tested, said = check(path, a.install_timeout, a.test_timeout)
         ok = "passed" in said and "failed" not in said and "error" not in said
         failed |= not ok
